@@ -47,6 +47,12 @@ def builtin_queries_dir() -> Path:
     return CHECKOUT / "queries"
 
 
+def pace_file() -> Path:
+    """The file through which every `evidence` process of this user shares NCBI's rate limit."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "evidence" / "ncbi-pace"
+
+
 def extra_queries_dir(option: str | None = None) -> Path | None:
     """A user's folder of extra condition files (EVIDENCE_QUERIES), read before the built-in ones."""
     value = option or os.environ.get("EVIDENCE_QUERIES")

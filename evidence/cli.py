@@ -1,0 +1,644 @@
+"""The `evidence` command: parses arguments, calls the library, renders. The only click user.
+
+Data goes to stdout (only JSON with --json); progress, warnings and summaries to stderr.
+Exit codes: 0 ok, 1 error (a clear one-line message), 2 usage, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from evidence import __version__, config
+from evidence.errors import EvidenceError
+
+log = logging.getLogger("evidence")
+
+
+class EvidenceGroup(click.Group):
+    """Turns library errors into one line on stderr and exit code 1, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except EvidenceError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo(
+                "Interrupted. Every batch already stored is kept; run the same command again to continue.",
+                err=True,
+            )
+            sys.exit(130)
+        except BrokenPipeError:
+            sys.stderr.close()
+            sys.exit(1)
+
+
+def _emit_json(data) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def _err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def db_option(f):
+    return click.option(
+        "--db",
+        "db",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Database file (default: $EVIDENCE_DB, else data/evidence.db in a checkout or ~/.local/share/evidence/evidence.db).",
+    )(f)
+
+
+def json_option(f):
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON only, on stdout.")(f)
+
+
+def queries_option(f):
+    return click.option(
+        "--queries",
+        "queries_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Folder of extra condition files (default: $EVIDENCE_QUERIES).",
+    )(f)
+
+
+def open_store(db: Path | None, readonly: bool = False):
+    from evidence.store import Store
+
+    return Store(config.db_path(str(db) if db else None), readonly=readonly)
+
+
+def get_condition(slug: str, queries_dir: Path | None):
+    from evidence import queries
+
+    return queries.get_condition(slug, config.extra_queries_dir(str(queries_dir) if queries_dir else None))
+
+
+@click.group(cls=EvidenceGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="evidence")
+@click.option("-v", "--verbose", count=True, help="Show more on stderr (-vv for debug).")
+def cli(verbose):
+    """Gather PubMed research on massage therapy for a condition, and export a handout.
+
+    \b
+    Start with:
+      evidence conditions
+      evidence fetch low-back-pain
+      evidence list low-back-pain
+      evidence export low-back-pain --format pdf -o handout.pdf
+    """
+    level = logging.WARNING - 10 * verbose
+    logging.basicConfig(level=max(level, logging.DEBUG), format="%(message)s", stream=sys.stderr)
+
+
+# -- conditions ---------------------------------------------------------------------------
+
+
+@cli.command()
+@queries_option
+@json_option
+def conditions(queries_dir, as_json):
+    """List the conditions that can be fetched.
+
+    \b
+    Example:
+      evidence conditions
+      evidence conditions --json
+    """
+    from evidence import queries
+
+    found = queries.load_conditions(config.extra_queries_dir(str(queries_dir) if queries_dir else None))
+    if as_json:
+        _emit_json([c.to_dict() for c in found.values()])
+        return
+    width = max((len(s) for s in found), default=10)
+    for slug, c in found.items():
+        mesh = "; ".join(m["heading"] for m in c.mesh) or "(raw term)"
+        icd = ", ".join(c.icd10) or "-"
+        mark = "" if c.builtin else "  [yours]"
+        click.echo(f"{slug:<{width}}  {c.title}{mark}")
+        click.echo(f"{'':<{width}}  MeSH: {mesh}  ICD-10-CM: {icd}")
+
+
+@cli.command()
+@click.argument("slug")
+@queries_option
+def query(slug, queries_dir):
+    """Print the PubMed search term for a condition, to paste into PubMed.
+
+    \b
+    Example:
+      evidence query low-back-pain
+    """
+    click.echo(get_condition(slug, queries_dir).term)
+
+
+# -- fetch and import ---------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("slugs", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Fetch every condition.")
+@click.option("--refresh", is_flag=True, help="Also refetch records not yet MEDLINE-indexed or fetched over --max-age days ago.")
+@click.option("--max-age", default=30.0, show_default=True, help="With --refresh: days after which a record is fetched again.")
+@click.option("--email", help="Your email, which NCBI asks for (default: $NCBI_EMAIL).")
+@db_option
+@queries_option
+@json_option
+def fetch(slugs, all_, refresh, max_age, email, db, queries_dir, as_json):
+    """Fetch a condition's studies from PubMed into the database.
+
+    Only records not cached yet are fetched; a rerun with nothing new sends one search.
+    Set NCBI_API_KEY to go from 3 to 10 requests a second.
+
+    \b
+    Example:
+      NCBI_EMAIL=you@example.org evidence fetch low-back-pain
+      evidence fetch --all --refresh
+    """
+    from evidence import entrez, pipeline, queries
+
+    extra = config.extra_queries_dir(str(queries_dir) if queries_dir else None)
+    if all_:
+        chosen = list(queries.load_conditions(extra).values())
+    elif slugs:
+        chosen = [queries.get_condition(s, extra) for s in slugs]
+    else:
+        raise click.UsageError("Name a condition (see 'evidence conditions'), or pass --all.")
+    settings = config.ncbi_settings(email_opt=email)
+    client = entrez.Client(
+        settings.base_url, settings.email, settings.api_key, settings.tool,
+        pace_file=config.pace_file(), log=_err,
+    )
+    store = open_store(db)
+    summaries = []
+    failed = False
+    for condition in chosen:
+        with _progress_bar(condition.slug) as progress:
+            try:
+                summary = pipeline.fetch_condition(
+                    store, client, condition, refresh=refresh, max_age_days=max_age,
+                    progress=progress, log=_err,
+                )
+            except EvidenceError as exc:
+                if len(chosen) == 1:
+                    raise
+                _err(f"Error: {condition.slug}: {exc}")
+                failed = True
+                continue
+        summaries.append(summary)
+        _err(
+            f"{condition.slug}: found {summary.found}, new {summary.new}, updated {summary.updated}, "
+            f"failed {summary.failed}, requests {summary.requests}, {summary.seconds:.1f} s"
+        )
+    if as_json:
+        _emit_json([s.to_dict() for s in summaries])
+    if failed:
+        sys.exit(1)
+
+
+class _progress_bar:
+    """A progress bar on stderr for the fetch batches, drawn only when there is work."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.bar = None
+
+    def __enter__(self):
+        return self.update
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        if total == 0:
+            return
+        if self.bar is None:
+            self.bar = click.progressbar(
+                length=total, label=f"{self.label}: fetching {total} records", file=sys.stderr,
+                show_pos=True,
+            )
+            self.bar.__enter__()
+        self.bar.update(done - self.bar.pos)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+        return False
+
+
+@cli.command(name="import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--condition", "slug", help="Link the imported records to this condition.")
+@db_option
+@queries_option
+@json_option
+def import_(files, slug, db, queries_dir, as_json):
+    """Load PubMed XML (.xml, .xml.gz) or MEDLINE (.nbib, .txt) files into the database.
+
+    Takes efetch answers, NLM baseline/update files (their deleted PMIDs are removed) and
+    what PubMed's "Send to: Citation manager" saves.
+
+    \b
+    Example:
+      evidence import pubmed-export.nbib --condition low-back-pain
+      evidence import pubmed25n1300.xml.gz
+    """
+    import time
+
+    from evidence import pipeline
+
+    if slug:
+        get_condition(slug, queries_dir)  # an unknown slug fails before anything is written
+    store = open_store(db)
+    summaries = []
+    for path in files:
+        started = time.monotonic()
+        size = path.stat().st_size if path.is_file() else 0
+
+        def progress(records: int, nbytes: int, _start=started, _path=path) -> None:
+            elapsed = max(time.monotonic() - _start, 1e-6)
+            click.echo(
+                f"\r{_path.name}: {records:,} records, {records / elapsed:,.0f} records/s, "
+                f"{nbytes / elapsed / 1e6:.1f} MB/s", err=True, nl=False,
+            )
+
+        summary = pipeline.import_file(store, path, condition=slug, progress=progress)
+        if summary.found:
+            click.echo("", err=True)
+        summaries.append(summary)
+        rate = summary.found / summary.seconds if summary.seconds else 0
+        linked = f", linked to {slug}" if slug else ""
+        _err(
+            f"{path}: {summary.found} records ({summary.new} new, {summary.updated} updated, "
+            f"{summary.deleted} deleted){linked}, {summary.seconds:.1f} s, {rate:,.0f} records/s, "
+            f"{size / 1e6:.1f} MB"
+        )
+    if as_json:
+        _emit_json([s.to_dict() for s in summaries])
+
+
+# -- browsing -----------------------------------------------------------------------------
+
+LIST_FIELDS = (
+    "pmid", "title", "abstract", "abstract_sections", "authors", "journal", "journal_abbrev",
+    "year", "pub_date", "volume", "issue", "pages", "doi", "pmcid", "publication_types",
+    "mesh_terms", "language", "status", "date_revised", "retracted", "corrections", "level",
+    "level_label", "flags",
+)
+
+
+def contract(record: dict) -> dict:
+    """A record as DESIGN.md's JSON contract names it, plus curation and extra fields."""
+    out = {k: record.get(k) for k in LIST_FIELDS}
+    for key, value in record.items():
+        if key not in out and key not in ("rank",):
+            out[key] = value
+    return out
+
+
+@cli.command(name="list")
+@click.argument("slug")
+@click.option("--level", "levels", multiple=True, type=click.IntRange(1, 5), help="Only this level (repeatable).")
+@click.option("--since", type=int, help="Only studies published this year or later.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many (default: all for --json/--csv, 40 for the table).")
+@click.option("--include-retracted", is_flag=True, help="Also show retracted studies (flagged).")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV on stdout (for a spreadsheet).")
+@db_option
+@queries_option
+@json_option
+def list_(slug, levels, since, limit, include_retracted, as_csv, db, queries_dir, as_json):
+    """List a condition's cached studies, strongest evidence first, then newest.
+
+    \b
+    Example:
+      evidence list low-back-pain --level 1 --level 2 --since 2015
+      evidence list low-back-pain --json
+    """
+    get_condition(slug, queries_dir)
+    store = open_store(db, readonly=True)
+    table = not (as_json or as_csv)
+    effective = limit if limit or not table else 40
+    records = store.condition_records(
+        slug, level=levels or None, since=since, include_retracted=include_retracted,
+        limit=effective + 1 if table else effective,
+    )
+    if as_json:
+        _emit_json([contract(r) for r in records])
+        return
+    if as_csv:
+        from evidence.export import formats
+
+        click.echo(formats.to_csv(records), nl=False)
+        return
+    more = len(records) > effective
+    records = records[:effective]
+    if not records:
+        _err(f"No cached studies for {slug} match. Run 'evidence fetch {slug}' first." if not (levels or since)
+             else "No studies match these filters.")
+        return
+    width = shutil.get_terminal_size((120, 20)).columns
+    title_width = max(20, width - 62)
+    click.echo(f"{'LEVEL':<28} {'YEAR':<4} {'PMID':<9} {'JOURNAL':<14} TITLE")
+    for r in records:
+        label = (f"{r['level']} " if r.get("level") else "- ") + (r.get("level_label") or "")
+        flags = r.get("flags") or []
+        title = r.get("title") or ""
+        if flags:
+            title = f"[{', '.join(flags)}] " + title
+        if r.get("decision"):
+            title = f"({r['decision']}d) " + title
+        click.echo(
+            f"{_cut(label, 28):<28} {r.get('year') or '':<4} {r['pmid']:<9} "
+            f"{_cut(r.get('journal_abbrev') or '', 14):<14} {_cut(title, title_width)}"
+        )
+    total = store.count_condition(slug)
+    if more:
+        _err(f"Showing {len(records)} of {total} cached studies; use --limit, --level or --since.")
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@cli.command()
+@click.argument("pmid")
+@db_option
+@json_option
+def show(pmid, db, as_json):
+    """Show one cached study in full: citation, abstract, level, flags, corrections.
+
+    \b
+    Example:
+      evidence show 33984499
+    """
+    from evidence.export import citation
+
+    _check_pmid(pmid)
+    record = open_store(db, readonly=True).get_record(pmid)
+    if as_json:
+        _emit_json(contract(record))
+        return
+    click.echo(citation.vancouver(record))
+    click.echo("")
+    level = f"Level {record['level']}: " if record.get("level") else ""
+    click.echo(f"{level}{record.get('level_label') or ''}  ({record.get('level_reason') or ''})")
+    if record.get("flags"):
+        click.echo("Flags: " + ", ".join(record["flags"]))
+    click.echo(f"Status: {record.get('status') or '-'}; revised {record.get('date_revised') or '-'}; "
+               f"fetched {record.get('fetched_at')}")
+    if record.get("publication_types"):
+        click.echo("Publication types: " + "; ".join(record["publication_types"]))
+    if record.get("mesh_terms"):
+        click.echo("MeSH: " + "; ".join(record["mesh_terms"]))
+    for c in record.get("corrections") or []:
+        click.echo(f"{c.get('type')}: {c.get('source') or ''} PMID {c.get('pmid') or '-'}")
+    click.echo("")
+    for section in record.get("abstract_sections") or []:
+        label = section.get("label")
+        click.echo((f"{label}: " if label else "") + section.get("text", ""))
+        click.echo("")
+    if not record.get("abstract_sections"):
+        click.echo("(no abstract)")
+    if record.get("note"):
+        click.echo(f"Note: {record['note']}")
+
+
+def _check_pmid(pmid: str) -> None:
+    if not pmid.isdigit() or len(pmid) > 9 or int(pmid) == 0:
+        raise click.BadParameter(f"{pmid!r} is not a PMID (a PMID is a number like 33984499).", param_hint="PMID")
+
+
+@cli.command()
+@click.argument("text")
+@click.option("--condition", "slug", help="Only this condition's studies.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
+@db_option
+@json_option
+def search(text, slug, limit, db, as_json):
+    """Full-text search of cached titles and abstracts, best match first.
+
+    \b
+    Example:
+      evidence search "myofascial release"
+      evidence search 'massage AND (anxiety OR depression)' --condition anxiety-depression
+    """
+    results = open_store(db, readonly=True).search(text, condition=slug, limit=limit)
+    if as_json:
+        _emit_json([contract(r) for r in results])
+        return
+    if not results:
+        _err("No matches.")
+    for r in results:
+        click.echo(f"{r['pmid']}  {r.get('year') or ''}  {r.get('level_label') or ''}  {r.get('title')}")
+        click.echo(f"    {r.get('snippet')}")
+
+
+@cli.command()
+@db_option
+@json_option
+def status(db, as_json):
+    """Per condition: last run, records cached, counts by level, retracted and stale.
+
+    \b
+    Example:
+      evidence status
+    """
+    store = open_store(db, readonly=True)
+    conditions = store.conditions_summary()
+    for c in conditions:
+        c["last_run"] = (store.runs(c["condition"], limit=1) or [None])[0]
+    info = {
+        "database": str(store.path),
+        "size_bytes": store.path.stat().st_size,
+        "schema_version": store.schema_version,
+        **store.totals(),
+        "conditions": conditions,
+    }
+    if as_json:
+        _emit_json(info)
+        return
+    click.echo(f"Database: {info['database']} ({info['size_bytes'] / 1e6:.1f} MB, {info['records']} records)")
+    for c in conditions:
+        run = c["last_run"] or {}
+        levels = ", ".join(f"L{k}: {v}" for k, v in sorted(c.get("by_level", {}).items()))
+        click.echo(f"{c['condition']}: {c['records']} records ({levels}); retracted {c['retracted'] or 0}; "
+                   f"not yet indexed {c['not_indexed'] or 0}")
+        if run:
+            click.echo(f"    last run {run.get('started_at')} {run.get('kind')} {run.get('outcome')}: "
+                       f"{run.get('hits') if run.get('hits') is not None else '-'} hits")
+
+
+# -- curation -----------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("slug")
+@click.argument("pmids", nargs=-1, required=True)
+@click.option("--reason", help="Why (shown in the handout's count).")
+@db_option
+@queries_option
+def include(slug, pmids, reason, db, queries_dir):
+    """Include studies in a condition's handout.
+
+    \b
+    Example:
+      evidence include low-back-pain 33984499 --reason "review of myofascial release"
+    """
+    _decide(slug, pmids, "include", reason, db, queries_dir)
+
+
+@cli.command()
+@click.argument("slug")
+@click.argument("pmids", nargs=-1, required=True)
+@click.option("--reason", required=True, help="Why it is left out (e.g. 'not massage').")
+@db_option
+@queries_option
+def exclude(slug, pmids, reason, db, queries_dir):
+    """Exclude studies from a condition's handout, with a reason.
+
+    \b
+    Example:
+      evidence exclude low-back-pain 420419 --reason "prostatic massage, not massage therapy"
+    """
+    _decide(slug, pmids, "exclude", reason, db, queries_dir)
+
+
+def _decide(slug, pmids, decision, reason, db, queries_dir):
+    get_condition(slug, queries_dir)
+    for pmid in pmids:
+        _check_pmid(pmid)
+    open_store(db).decide(slug, list(pmids), decision, reason)
+    _err(f"{slug}: {decision}d {len(pmids)} {'study' if len(pmids) == 1 else 'studies'}.")
+
+
+@cli.command()
+@click.argument("slug")
+@click.argument("pmids", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Forget every decision for this condition.")
+@db_option
+@queries_option
+def undo(slug, pmids, all_, db, queries_dir):
+    """Forget include/exclude decisions, so the default selection applies again.
+
+    \b
+    Example:
+      evidence undo low-back-pain 33984499
+      evidence undo low-back-pain --all
+    """
+    get_condition(slug, queries_dir)
+    if not pmids and not all_:
+        raise click.UsageError("Name the PMIDs to undo, or pass --all.")
+    removed = open_store(db).undo_decisions(slug, None if all_ else list(pmids))
+    _err(f"{slug}: {removed} decision{'s' if removed != 1 else ''} undone.")
+
+
+@cli.command()
+@click.argument("slug")
+@click.option("--history", is_flag=True, help="Every decision and undo, oldest first.")
+@db_option
+@queries_option
+@json_option
+def decisions(slug, history, db, queries_dir, as_json):
+    """Show the include/exclude decisions for a condition.
+
+    \b
+    Example:
+      evidence decisions low-back-pain
+      evidence decisions low-back-pain --history
+    """
+    get_condition(slug, queries_dir)
+    store = open_store(db, readonly=True)
+    rows = store.decision_history(slug) if history else store.decisions(slug)
+    if as_json:
+        _emit_json(rows)
+        return
+    if not rows:
+        _err(f"No decisions for {slug}: an export picks the strongest current studies.")
+    for r in rows:
+        when = r.get("decided_at") or r.get("at")
+        action = r.get("decision") or r.get("action")
+        click.echo(f"{when}  {action:<8} {r['pmid']:<9} {r.get('reason') or ''}  {_cut(r.get('title') or '', 60)}")
+
+
+@cli.command()
+@click.argument("pmid")
+@click.argument("text")
+@db_option
+def note(pmid, text, db):
+    """Attach a note to a study (an empty text removes it).
+
+    \b
+    Example:
+      evidence note 33984499 "Ask about the 6-week follow-up"
+    """
+    _check_pmid(pmid)
+    open_store(db).set_note(pmid, text)
+    _err(f"Note {'saved' if text else 'removed'} for PMID {pmid}.")
+
+
+# -- export -------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("slug")
+@click.option("--format", "fmt", required=True,
+              type=click.Choice(["pdf", "html", "md", "ris", "nbib", "bibtex", "csl-json", "csv"]),
+              help="Handout (pdf, html, md) or citation file.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True),
+              help="File to write ('-' for stdout; default: SLUG.<suffix> in this folder).")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.option("--max", "max_records", default=10, show_default=True, type=click.IntRange(min=1),
+              help="With no decisions: at most this many of the strongest studies.")
+@db_option
+@queries_option
+def export(slug, fmt, output, force, max_records, db, queries_dir):
+    """Export a condition's chosen studies: a handout, or a file for a reference manager.
+
+    \b
+    Example:
+      evidence export low-back-pain --format pdf -o handout.pdf
+      evidence export low-back-pain --format ris -o - > studies.ris
+    """
+    from evidence import curation, export as exporter
+    from evidence.errors import ExportError
+
+    condition = get_condition(slug, queries_dir)
+    suffix = exporter.FORMATS[fmt]
+    target = output or f"{slug}{suffix}"
+    if target == "-" and fmt not in exporter.TEXT_FORMATS:
+        raise ExportError(f"{fmt} is binary: write it to a file with -o PATH, not to stdout.")
+    if target != "-" and Path(target).exists() and not force:
+        raise ExportError(f"{target} exists: pass --force to overwrite it, or choose another -o PATH.")
+    store = open_store(db, readonly=True)
+    records, facts = curation.select(store, condition, max_records=max_records)
+    if not records:
+        raise ExportError(
+            f"No studies to export for {slug}: run 'evidence fetch {slug}' or include some with 'evidence include'."
+        )
+    data = exporter.render(fmt, records, curation.export_context(store, condition, facts))
+    if target == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    try:
+        Path(target).write_bytes(data)
+    except OSError as exc:
+        raise ExportError(f"Cannot write {target}: {exc.strerror}.") from None
+    counts = facts["counts"]
+    _err(f"Wrote {target}: {counts['included']} studies ({facts['selection']} selection), "
+         f"{counts['excluded']} left out.")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="evidence")
+
+
+if __name__ == "__main__":
+    main()

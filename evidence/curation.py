@@ -1,0 +1,101 @@
+"""Which studies go into an export, and the facts about the search that the handout states.
+
+A person's decisions (include / exclude, per condition) win. With no decisions yet, the
+default is the strongest current studies: by level, then newest, never retracted,
+concern-flagged or superseded ones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from evidence import __version__
+from evidence.queries import Condition
+
+# Flags that keep a study out of any export as support, whatever a person decided.
+NEVER_SUPPORT = {"retracted", "expression-of-concern", "superseded"}
+
+DEFAULT_MAX = 10
+
+
+def usable(record: dict) -> bool:
+    """A study that may be shown as support: graded by design, not retracted or superseded."""
+    if record.get("retracted"):
+        return False
+    return not (set(record.get("flags") or []) & NEVER_SUPPORT)
+
+
+def _why_left_out(record: dict, decided: bool) -> str | None:
+    """None when the record is a candidate for the export, else the reason it is left out."""
+    flags = set(record.get("flags") or [])
+    if decided:
+        decision = record.get("decision")
+        if decision == "exclude":
+            return record.get("decision_reason") or "excluded (no reason given)"
+        if decision != "include":
+            return "not chosen"
+    if record.get("retracted") or "retracted" in flags:
+        return "retracted"
+    if "expression-of-concern" in flags:
+        return "expression of concern"
+    if "superseded" in flags:
+        return "older version of an updated review"
+    if not decided and record.get("level") is None:
+        return "guideline, or no study design stated"
+    return None
+
+
+def select(store, condition: Condition, *, max_records: int | None = DEFAULT_MAX) -> tuple[list[dict], dict]:
+    """The records to export, in display order, and the counts the handout reports.
+
+    Every record linked to the condition is either included or excluded with a reason, so
+    found = included + excluded (a PRISMA-style count).
+    """
+    records = store.condition_records(condition.slug, include_retracted=True)
+    decided = any(r.get("decision") for r in records)
+    reasons: dict[str, int] = {}
+    chosen: list[dict] = []
+    for record in records:
+        reason = _why_left_out(record, decided)
+        if reason is None and max_records is not None and len(chosen) >= max_records:
+            reason = f"not among the {max_records} strongest and newest"
+        if reason is None:
+            chosen.append(record)
+        else:
+            reasons[reason] = reasons.get(reason, 0) + 1
+    by_level: dict[str, int] = {}
+    for record in chosen:
+        label = record.get("level_label") or "Study design not stated"
+        by_level[label] = by_level.get(label, 0) + 1
+    counts = {
+        "found": len(records),
+        "included": len(chosen),
+        "excluded": len(records) - len(chosen),
+        "excluded_reasons": reasons,
+        "retracted": sum(1 for r in records if _why_left_out(r, False) == "retracted"),
+        "superseded": sum(1 for r in records if "superseded" in (r.get("flags") or [])),
+        "by_level": by_level,
+    }
+    return chosen, {"counts": counts, "selection": "curated" if decided else "default"}
+
+
+def export_context(store, condition: Condition, counts_and_selection: dict) -> dict:
+    """Everything the handout states besides the studies: condition, search, counts."""
+    run = store.last_search(condition.slug) or {}
+    return {
+        "condition": {
+            "slug": condition.slug,
+            "title": condition.title,
+            "description": condition.description,
+            "icd10": list(condition.icd10),
+        },
+        "search": {
+            "term": run.get("term") or condition.term,
+            "run_at": run.get("finished_at") or run.get("started_at"),
+            "hits": run.get("hits"),
+            "database": "PubMed",
+        },
+        **counts_and_selection,
+        "generated_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "tool_version": __version__,
+    }

@@ -1,0 +1,660 @@
+"""The cache: the only module that knows table names and SQL.
+
+`Store(path)` opens (or creates) the SQLite database and migrates it. Records are keyed by
+PMID; a condition links to its PMIDs; every fetch or import is a run. Writes happen one
+transaction per batch, so an interrupted fetch leaves whole batches or nothing.
+
+Tables:
+  records            one row per PMID: the parsed record, its provisional level, fetched_at
+  records_fts        FTS5 index over title and abstract, kept in sync by triggers
+  condition_records  condition slug <-> PMID, with the run that first and last saw it
+  runs               one row per fetch/import: term, hits, counts, requests, times, outcome
+  decisions          a person's include/exclude per condition, with reason and time
+  decision_log       every decision and undo, so curation can be reviewed
+  notes              a person's note on a PMID
+  deleted_pmids      PMIDs NLM deleted (<DeleteCitation>): never shown as live records
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from evidence.errors import NotCachedError, StoreError
+
+SCHEMA_VERSION = 1
+
+# Waiting this long for another process's write lock beats failing a long fetch: batches
+# commit in well under a second, so a wait this long only happens when something is stuck.
+BUSY_TIMEOUT_MS = 60_000
+
+TEXT_FIELDS = (
+    "title", "vernacular_title", "abstract", "journal", "journal_abbrev", "pub_date",
+    "volume", "issue", "pages", "doi", "pmcid", "language", "status", "date_revised",
+    "date_completed", "article_date", "level_label", "level_reason",
+)
+INT_FIELDS = ("year", "level")
+BOOL_FIELDS = ("retracted", "title_is_translation")
+JSON_FIELDS = (
+    "abstract_sections", "authors", "publication_types", "publication_type_ids", "mesh_terms",
+    "mesh_major", "keywords", "languages", "registry_numbers", "corrections", "flags",
+)
+# The parsed record without what grading adds: its hash tells an updated record from a refetch.
+GRADE_FIELDS = ("level", "level_label", "level_reason", "flags")
+RECORD_COLUMNS = ("pmid",) + TEXT_FIELDS + INT_FIELDS + BOOL_FIELDS + JSON_FIELDS + (
+    "source", "fetched_at", "content_hash",
+)
+
+
+def now() -> str:
+    """The current UTC time as ISO 8601 text, to the second."""
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def content_hash(record: dict) -> str:
+    """A stable hash of a record's parsed content (grading excluded)."""
+    core = {k: v for k, v in record.items() if k not in GRADE_FIELDS and k in RECORD_COLUMNS}
+    text = json.dumps(core, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def _row_values(record: dict, source: str, fetched_at: str) -> tuple:
+    pmid = str(record.get("pmid") or "")
+    if not pmid.isdigit():
+        raise StoreError(f"A record has no valid PMID ({record.get('pmid')!r}); its batch was not saved.")
+    values = [pmid]
+    for name in TEXT_FIELDS:
+        values.append(record.get(name))
+    values[1] = values[1] or ""  # title: PubMed can ship an empty one
+    for name in INT_FIELDS:
+        value = record.get(name)
+        values.append(int(value) if value is not None else None)
+    for name in BOOL_FIELDS:
+        values.append(1 if record.get(name) else 0)
+    for name in JSON_FIELDS:
+        values.append(json.dumps(record.get(name) or [], ensure_ascii=False))
+    values += [source, fetched_at, content_hash(record)]
+    return tuple(values)
+
+
+def row_to_record(row: sqlite3.Row | dict) -> dict:
+    """A `records` row as the record dict of the JSON contract."""
+    record = dict(row)
+    for name in JSON_FIELDS:
+        if name in record:
+            record[name] = json.loads(record[name]) if record[name] else []
+    for name in BOOL_FIELDS:
+        if name in record:
+            record[name] = bool(record[name])
+    record.pop("content_hash", None)
+    record.pop("rowid", None)
+    return record
+
+
+class Store:
+    """The SQLite cache. Opening it creates and migrates the schema."""
+
+    def __init__(self, path: Path | str, *, readonly: bool = False):
+        import sqlite_utils
+
+        self.path = Path(path)
+        if not readonly:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"Cannot create the folder for the database {self.path}: {exc.strerror}. "
+                    "Pass --db or set EVIDENCE_DB to a writable path."
+                ) from None
+        elif not self.path.exists():
+            raise StoreError(f"No database at {self.path}: run 'evidence fetch' or 'evidence import' first.")
+        try:
+            conn = sqlite3.connect(
+                str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+            )
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self.db = sqlite_utils.Database(conn)
+            self._migrate(readonly)
+        except sqlite3.DatabaseError as exc:
+            raise self._open_error(exc) from None
+
+    def _open_error(self, exc: sqlite3.Error) -> StoreError:
+        text = str(exc)
+        if "not a database" in text or "malformed" in text:
+            return StoreError(
+                f"{self.path} is not an evidence database or is corrupt ({text}). "
+                "Move it aside, or pass --db to use another file."
+            )
+        if "locked" in text or "busy" in text:
+            return StoreError(
+                f"The database {self.path} is locked by another program ({text}). "
+                "Wait for it to finish, or close it, then try again."
+            )
+        if "readonly" in text or "unable to open" in text or "read-only" in text:
+            return StoreError(
+                f"Cannot write the database {self.path} ({text}). "
+                "Check its permissions, or pass --db / set EVIDENCE_DB to a writable path."
+            )
+        return StoreError(f"Database error in {self.path}: {text}.")
+
+    # -- schema ---------------------------------------------------------------------------
+
+    @property
+    def schema_version(self) -> int:
+        return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    def _migrate(self, readonly: bool) -> None:
+        version = self.schema_version
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} was written by a newer version of evidence (schema {version}, "
+                f"this one knows {SCHEMA_VERSION}). Upgrade evidence: pip install -U evidence."
+            )
+        if version == SCHEMA_VERSION or readonly:
+            return
+        # WAL lets readers (list, status) run while a fetch writes, and makes two writers
+        # queue on the busy timeout instead of failing.
+        self.db.execute("PRAGMA journal_mode = WAL")
+        # sqlite-utils commits inside enable_fts (executescript), so a migration cannot be one
+        # transaction: each step is idempotent instead, and user_version is set only at the end.
+        if version < 1:
+            self._migration_1()
+        self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _migration_1(self) -> None:
+        columns = {"pmid": str}
+        columns.update({name: str for name in TEXT_FIELDS})
+        columns.update({name: int for name in INT_FIELDS + BOOL_FIELDS})
+        columns.update({name: str for name in JSON_FIELDS})
+        columns.update({"source": str, "fetched_at": str, "content_hash": str})
+        self.db["records"].create(columns, pk="pmid", not_null={"title"}, if_not_exists=True)
+        self.db["records"].create_index(["level", "year"], if_not_exists=True)
+        self.db["records"].create_index(["doi"], if_not_exists=True)
+        if not self.db["records_fts"].exists():
+            self.db["records"].enable_fts(
+                ["title", "abstract"], fts_version="FTS5", create_triggers=True,
+                tokenize="porter",
+            )
+        self.db["runs"].create(
+            {
+                "id": int, "condition": str, "kind": str, "term": str, "query_translation": str,
+                "source": str, "hits": int, "new": int, "updated": int, "linked": int,
+                "failed": int, "deleted": int, "requests": int, "started_at": str,
+                "finished_at": str, "outcome": str, "error": str, "pid": int,
+            },
+            pk="id", if_not_exists=True,
+        )
+        self.db["runs"].create_index(["condition", "started_at"], if_not_exists=True)
+        self.db["condition_records"].create(
+            {"condition": str, "pmid": str, "first_run": int, "last_run": int, "added_at": str},
+            pk=("condition", "pmid"), if_not_exists=True,
+        )
+        self.db["condition_records"].create_index(["pmid"], if_not_exists=True)
+        self.db["decisions"].create(
+            {"condition": str, "pmid": str, "decision": str, "reason": str, "decided_at": str},
+            pk=("condition", "pmid"), if_not_exists=True,
+        )
+        self.db["decision_log"].create(
+            {"id": int, "condition": str, "pmid": str, "action": str, "reason": str, "at": str},
+            pk="id", if_not_exists=True,
+        )
+        self.db["notes"].create({"pmid": str, "text": str, "updated_at": str}, pk="pmid", if_not_exists=True)
+        self.db["deleted_pmids"].create(
+            {"pmid": str, "deleted_at": str, "source": str}, pk="pmid", if_not_exists=True
+        )
+
+    # -- transactions ---------------------------------------------------------------------
+
+    def transaction(self):
+        """A write transaction that takes the write lock up front (BEGIN IMMEDIATE)."""
+        return _Transaction(self)
+
+    def execute(self, sql: str, params: Iterable = ()) -> sqlite3.Cursor:
+        try:
+            return self.db.execute(sql, tuple(params))
+        except sqlite3.OperationalError as exc:
+            raise self._open_error(exc) from None
+
+    # -- records --------------------------------------------------------------------------
+
+    def save_records(
+        self,
+        records: list[dict],
+        *,
+        source: str,
+        condition: str | None = None,
+        run_id: int | None = None,
+    ) -> tuple[int, int]:
+        """Upsert one batch in one transaction, linking it to `condition`. Returns (new, updated).
+
+        A record NLM deleted is not brought back. Unchanged records only get a new fetched_at.
+        """
+        if not records:
+            return 0, 0
+        stamp = now()
+        new = updated = 0
+        rows = [_row_values(r, source, stamp) for r in records]
+        placeholders = ", ".join(["?"] * len(RECORD_COLUMNS))
+        assignments = ", ".join(f"{c} = excluded.{c}" for c in RECORD_COLUMNS[1:])
+        with self.transaction():
+            pmids = [row[0] for row in rows]
+            existing = dict(self._select_in("SELECT pmid, content_hash FROM records", pmids))
+            deleted = {r[0] for r in self._select_in("SELECT pmid FROM deleted_pmids", pmids)}
+            changed, touched = [], []
+            for row in rows:
+                pmid = row[0]
+                if pmid in deleted:
+                    continue
+                if pmid not in existing:
+                    new += 1
+                    changed.append(row)
+                elif existing[pmid] != row[-1]:
+                    updated += 1
+                    changed.append(row)
+                else:
+                    touched.append((stamp, source, pmid))
+                existing[pmid] = row[-1]  # a PMID twice in one batch counts once
+            self.db.conn.executemany(
+                f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}) VALUES ({placeholders}) "
+                f"ON CONFLICT(pmid) DO UPDATE SET {assignments}",
+                changed,
+            )
+            self.db.conn.executemany(
+                "UPDATE records SET fetched_at = ?, source = ? WHERE pmid = ?", touched
+            )
+            if condition:
+                self._link(condition, [p for p in pmids if p not in deleted], run_id, stamp)
+        return new, updated
+
+    def _link(self, condition: str, pmids: list[str], run_id: int | None, stamp: str) -> int:
+        before = self.db.conn.total_changes
+        self.db.conn.executemany(
+            "INSERT INTO condition_records (condition, pmid, first_run, last_run, added_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(condition, pmid) DO UPDATE SET last_run = excluded.last_run",
+            [(condition, p, run_id, run_id, stamp) for p in pmids],
+        )
+        return self.db.conn.total_changes - before
+
+    def link(self, condition: str, pmids: list[str], run_id: int | None = None) -> int:
+        """Link cached PMIDs to a condition (no fetch needed). Returns rows touched."""
+        if not pmids:
+            return 0
+        with self.transaction():
+            cached = [r[0] for r in self._select_in("SELECT pmid FROM records", pmids)]
+            return self._link(condition, cached, run_id, now())
+
+    def mark_deleted(self, pmids: list[str], source: str) -> int:
+        """Record NLM's <DeleteCitation> PMIDs; they stop being live records. Returns how many were cached."""
+        if not pmids:
+            return 0
+        with self.transaction():
+            cached = len(self._select_in("SELECT pmid FROM records", pmids))
+            stamp = now()
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO deleted_pmids (pmid, deleted_at, source) VALUES (?, ?, ?)",
+                [(p, stamp, source) for p in pmids],
+            )
+            for chunk in _chunks(pmids, 500):
+                marks = ", ".join("?" * len(chunk))
+                self.db.execute(f"DELETE FROM records WHERE pmid IN ({marks})", chunk)
+                self.db.execute(f"DELETE FROM condition_records WHERE pmid IN ({marks})", chunk)
+        return cached
+
+    def _select_in(self, sql: str, pmids: list[str]) -> list[tuple]:
+        """Run `sql WHERE pmid IN (...)` over any number of PMIDs."""
+        out: list[tuple] = []
+        # Old SQLite builds cap bound parameters at 999; stay below it.
+        for chunk in _chunks(pmids, 900):
+            marks = ", ".join("?" * len(chunk))
+            out += self.db.execute(f"{sql} WHERE pmid IN ({marks})", chunk).fetchall()
+        return out
+
+    def cached_pmids(self, pmids: list[str]) -> set[str]:
+        """Which of these PMIDs are already cached."""
+        return {r[0] for r in self._select_in("SELECT pmid FROM records", pmids)}
+
+    def deleted(self, pmids: list[str]) -> set[str]:
+        """Which of these PMIDs NLM deleted."""
+        return {r[0] for r in self._select_in("SELECT pmid FROM deleted_pmids", pmids)}
+
+    def stale_pmids(self, pmids: list[str], max_age_days: float) -> list[str]:
+        """Cached PMIDs worth refetching: not yet status MEDLINE, or fetched too long ago."""
+        cutoff = (
+            dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=max_age_days)
+        ).replace(microsecond=0).isoformat()
+        stale: set[str] = set()
+        for chunk in _chunks(pmids, 900):
+            marks = ", ".join("?" * len(chunk))
+            stale.update(
+                r[0] for r in self.db.execute(
+                    f"SELECT pmid FROM records WHERE pmid IN ({marks}) AND "
+                    "(coalesce(status, '') != 'MEDLINE' OR fetched_at < ?)",
+                    [*chunk, cutoff],
+                )
+            )
+        return sorted(stale, key=int, reverse=True)
+
+    def get_record(self, pmid: str) -> dict:
+        """One cached record, or NotCachedError."""
+        row = self.db.execute("SELECT * FROM records WHERE pmid = ?", [pmid]).fetchone()
+        if row is None:
+            raise NotCachedError(
+                f"PMID {pmid} is not in the database {self.path}: fetch its condition or import it first."
+            )
+        cols = [d[0] for d in self.db.execute("SELECT * FROM records LIMIT 0").description]
+        record = row_to_record(dict(zip(cols, row)))
+        note = self.db.execute("SELECT text FROM notes WHERE pmid = ?", [pmid]).fetchone()
+        record["note"] = note[0] if note else None
+        record["conditions"] = [
+            r[0] for r in self.db.execute(
+                "SELECT condition FROM condition_records WHERE pmid = ? ORDER BY condition", [pmid]
+            )
+        ]
+        return record
+
+    def iter_records(self, sql_where: str = "", params: Iterable = ()) -> Iterator[dict]:
+        cursor = self.db.execute(f"SELECT * FROM records {sql_where}", tuple(params))
+        cols = [d[0] for d in cursor.description]
+        for row in cursor:
+            yield row_to_record(dict(zip(cols, row)))
+
+    def condition_records(
+        self,
+        condition: str,
+        *,
+        level: Iterable[int] | None = None,
+        since: int | None = None,
+        include_retracted: bool = False,
+        limit: int | None = None,
+        columns: str = "r.*",
+    ) -> list[dict]:
+        """A condition's records, strongest first: level (none last), newest year, PMID."""
+        where = ["cr.condition = ?"]
+        params: list = [condition]
+        if level:
+            levels = list(level)
+            where.append(f"r.level IN ({', '.join('?' * len(levels))})")
+            params += levels
+        if since is not None:
+            where.append("r.year >= ?")
+            params.append(since)
+        if not include_retracted:
+            where.append("r.retracted = 0")
+        sql = (
+            f"SELECT {columns}, d.decision AS decision, d.reason AS decision_reason, "
+            "n.text AS note FROM condition_records cr JOIN records r ON r.pmid = cr.pmid "
+            "LEFT JOIN decisions d ON d.condition = cr.condition AND d.pmid = cr.pmid "
+            "LEFT JOIN notes n ON n.pmid = cr.pmid "
+            f"WHERE {' AND '.join(where)} "
+            "ORDER BY r.level IS NULL, r.level, r.year IS NULL, r.year DESC, CAST(r.pmid AS INTEGER) DESC"
+        )
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        cursor = self.db.execute(sql, params)
+        cols = [d[0] for d in cursor.description]
+        return [row_to_record(dict(zip(cols, row))) for row in cursor]
+
+    def count_condition(self, condition: str) -> int:
+        return self.db.execute(
+            "SELECT count(*) FROM condition_records WHERE condition = ?", [condition]
+        ).fetchone()[0]
+
+    def cochrane_records(self) -> list[dict]:
+        """Every cached Cochrane review (by journal or DOI), for marking superseded versions."""
+        return list(self.iter_records(
+            "WHERE doi LIKE '10.1002/14651858.CD%' OR journal_abbrev = 'Cochrane Database Syst Rev'"
+        ))
+
+    def set_flags(self, updates: dict[str, list[str]]) -> None:
+        """Write new flags for some PMIDs (e.g. superseded Cochrane versions)."""
+        if not updates:
+            return
+        with self.transaction():
+            self.db.conn.executemany(
+                "UPDATE records SET flags = ? WHERE pmid = ?",
+                [(json.dumps(flags), pmid) for pmid, flags in updates.items()],
+            )
+
+    def search(self, text: str, *, condition: str | None = None, limit: int = 20) -> list[dict]:
+        """Full-text search over titles and abstracts, best match first, with a snippet."""
+        where = "records_fts MATCH ?"
+        params: list = [text]
+        join = ""
+        if condition:
+            join = "JOIN condition_records cr ON cr.pmid = r.pmid AND cr.condition = ?"
+            params.insert(0, condition)
+        sql = (
+            "SELECT r.*, snippet(records_fts, -1, '[', ']', '…', 12) AS snippet, "
+            "bm25(records_fts, 5.0, 1.0) AS rank "
+            f"FROM records_fts JOIN records r ON r.rowid = records_fts.rowid {join} "
+            f"WHERE {where} ORDER BY rank LIMIT ?"
+        )
+        params.append(limit)
+        try:
+            cursor = self.db.execute(sql, params)
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise StoreError(
+                    f"Cannot understand the search {text!r} ({exc}). Use plain words, "
+                    'put a phrase in "double quotes", and use AND, OR, NOT in capitals.'
+                ) from None
+            raise self._open_error(exc) from None
+        cols = [d[0] for d in cursor.description]
+        return [row_to_record(dict(zip(cols, row))) for row in cursor]
+
+    # -- runs -----------------------------------------------------------------------------
+
+    def start_run(self, condition: str | None, kind: str, **fields) -> int:
+        """Record the start of a fetch or import; returns its id."""
+        with self.transaction():
+            cursor = self.db.execute(
+                "INSERT INTO runs (condition, kind, term, source, started_at, outcome, pid) "
+                "VALUES (?, ?, ?, ?, ?, 'running', ?)",
+                [condition, kind, fields.get("term"), fields.get("source"), now(), os.getpid()],
+            )
+            return cursor.lastrowid
+
+    def update_run(self, run_id: int, **fields) -> None:
+        """Set counts or other fields of a run (committed at once, so a crash keeps them)."""
+        allowed = {
+            "term", "query_translation", "source", "hits", "new", "updated", "linked", "failed",
+            "deleted", "requests", "outcome", "error", "finished_at",
+        }
+        bad = set(fields) - allowed
+        if bad:
+            raise ValueError(f"unknown run fields: {sorted(bad)}")
+        if not fields:
+            return
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self.transaction():
+            self.db.execute(f"UPDATE runs SET {sets} WHERE id = ?", [*fields.values(), run_id])
+
+    def finish_run(self, run_id: int, outcome: str, **fields) -> None:
+        self.update_run(run_id, outcome=outcome, finished_at=now(), **fields)
+
+    def runs(self, condition: str | None = None, limit: int = 20) -> list[dict]:
+        sql = "SELECT * FROM runs"
+        params: list = []
+        if condition:
+            sql += " WHERE condition = ?"
+            params.append(condition)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(limit)
+        cursor = self.db.execute(sql, params)
+        cols = [d[0] for d in cursor.description]
+        rows = [dict(zip(cols, r)) for r in cursor]
+        for row in rows:
+            if row["outcome"] == "running" and not _pid_alive(row.get("pid")):
+                row["outcome"] = "interrupted"
+        return rows
+
+    def last_search(self, condition: str) -> dict | None:
+        """The last finished fetch of a condition (its term, date and hits), if any."""
+        cursor = self.db.execute(
+            "SELECT * FROM runs WHERE condition = ? AND kind = 'fetch' AND hits IS NOT NULL "
+            "ORDER BY id DESC LIMIT 1",
+            [condition],
+        )
+        row = cursor.fetchone()
+        return dict(zip([d[0] for d in cursor.description], row)) if row else None
+
+    # -- curation -------------------------------------------------------------------------
+
+    def decide(self, condition: str, pmids: list[str], decision: str, reason: str | None) -> None:
+        """Include or exclude PMIDs for a condition; raises NotCachedError for unknown PMIDs."""
+        missing = sorted(set(pmids) - self.cached_pmids(pmids), key=int)
+        if missing:
+            raise NotCachedError(
+                f"Not in the database: PMID {', '.join(missing)}. Fetch or import it first "
+                "(evidence show PMID tells what is cached)."
+            )
+        stamp = now()
+        with self.transaction():
+            self._link(condition, pmids, None, stamp)
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO decisions (condition, pmid, decision, reason, decided_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(condition, p, decision, reason, stamp) for p in pmids],
+            )
+            self.db.conn.executemany(
+                "INSERT INTO decision_log (condition, pmid, action, reason, at) VALUES (?, ?, ?, ?, ?)",
+                [(condition, p, decision, reason, stamp) for p in pmids],
+            )
+
+    def undo_decisions(self, condition: str, pmids: list[str] | None = None) -> int:
+        """Forget decisions (all of a condition's, or some PMIDs'); logged. Returns how many."""
+        stamp = now()
+        with self.transaction():
+            if pmids is None:
+                pmids = [r[0] for r in self.db.execute(
+                    "SELECT pmid FROM decisions WHERE condition = ?", [condition])]
+            removed = 0
+            for pmid in pmids:
+                cursor = self.db.execute(
+                    "DELETE FROM decisions WHERE condition = ? AND pmid = ?", [condition, pmid]
+                )
+                if cursor.rowcount:
+                    removed += 1
+                    self.db.execute(
+                        "INSERT INTO decision_log (condition, pmid, action, reason, at) "
+                        "VALUES (?, ?, 'undo', NULL, ?)", [condition, pmid, stamp],
+                    )
+        return removed
+
+    def decisions(self, condition: str) -> list[dict]:
+        cursor = self.db.execute(
+            "SELECT d.*, r.title, r.year, r.level_label FROM decisions d "
+            "LEFT JOIN records r ON r.pmid = d.pmid WHERE d.condition = ? "
+            "ORDER BY d.decision, d.decided_at, d.pmid",
+            [condition],
+        )
+        cols = [d[0] for d in cursor.description]
+        return [dict(zip(cols, r)) for r in cursor]
+
+    def decision_history(self, condition: str) -> list[dict]:
+        cursor = self.db.execute(
+            "SELECT * FROM decision_log WHERE condition = ? ORDER BY id", [condition]
+        )
+        cols = [d[0] for d in cursor.description]
+        return [dict(zip(cols, r)) for r in cursor]
+
+    def set_note(self, pmid: str, text: str) -> None:
+        if not self.cached_pmids([pmid]):
+            raise NotCachedError(f"PMID {pmid} is not in the database: fetch or import it first.")
+        with self.transaction():
+            if text:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO notes (pmid, text, updated_at) VALUES (?, ?, ?)",
+                    [pmid, text, now()],
+                )
+            else:
+                self.db.execute("DELETE FROM notes WHERE pmid = ?", [pmid])
+
+    # -- status ---------------------------------------------------------------------------
+
+    def conditions_summary(self) -> list[dict]:
+        """Per linked condition: records cached, counts by level, retracted, stale."""
+        cursor = self.db.execute(
+            "SELECT cr.condition, count(*) AS records, "
+            "sum(r.retracted) AS retracted, "
+            "sum(CASE WHEN coalesce(r.status, '') != 'MEDLINE' THEN 1 ELSE 0 END) AS not_indexed, "
+            "min(r.fetched_at) AS oldest_fetch "
+            "FROM condition_records cr JOIN records r ON r.pmid = cr.pmid GROUP BY cr.condition "
+            "ORDER BY cr.condition"
+        )
+        cols = [d[0] for d in cursor.description]
+        out = {r[0]: dict(zip(cols, r)) for r in cursor}
+        cursor = self.db.execute(
+            "SELECT cr.condition, r.level, count(*) FROM condition_records cr "
+            "JOIN records r ON r.pmid = cr.pmid WHERE r.retracted = 0 GROUP BY cr.condition, r.level"
+        )
+        for condition, level, count in cursor:
+            out[condition].setdefault("by_level", {})[str(level) if level else "none"] = count
+        return list(out.values())
+
+    def totals(self) -> dict:
+        return {
+            "records": self.db.execute("SELECT count(*) FROM records").fetchone()[0],
+            "runs": self.db.execute("SELECT count(*) FROM runs").fetchone()[0],
+            "deleted": self.db.execute("SELECT count(*) FROM deleted_pmids").fetchone()[0],
+        }
+
+    def integrity_check(self) -> str:
+        return self.db.execute("PRAGMA integrity_check").fetchone()[0]
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+
+class _Transaction:
+    def __init__(self, store: Store):
+        self.store = store
+        self.outer = False
+
+    def __enter__(self):
+        conn = self.store.db.conn
+        if conn.in_transaction:  # nested: the outer one commits
+            return self
+        self.outer = True
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise self.store._open_error(exc) from None
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if not self.outer:
+            return False
+        conn = self.store.db.conn
+        if exc_type is None:
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError as error:
+                conn.execute("ROLLBACK")
+                raise self.store._open_error(error) from None
+        else:
+            conn.execute("ROLLBACK")
+        return False
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

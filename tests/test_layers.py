@@ -1,0 +1,82 @@
+"""The layers of DESIGN.md, enforced by reading each module's imports."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "evidence"
+
+# module -> the evidence modules and third-party packages it may import (DESIGN.md "Layers").
+ALLOWED = {
+    "errors": set(),
+    "config": {"errors"},
+    "queries": {"errors", "config"},
+    "entrez": {"errors", "requests"},
+    "pubmed": {"errors"},
+    "medline": {"errors", "Bio"},
+    "store": {"errors", "sqlite_utils"},
+    "grading": {"errors"},
+    "pipeline": {"errors", "config", "queries", "entrez", "pubmed", "medline", "store", "grading"},
+    "curation": {"errors", "queries", "store", "grading", "__init__"},
+    "export": {"errors", "grading", "jinja2", "weasyprint", "export", "__init__"},
+}
+THIRD_PARTY = {"requests", "Bio", "sqlite_utils", "pandas", "click", "jinja2", "weasyprint", "lxml"}
+
+
+def imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module == "evidence":
+            names = [f"evidence.{a.name}" for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        else:
+            continue
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "evidence":
+                inner = parts[1] if len(parts) > 1 else "__init__"
+                found.add("__init__" if inner.startswith("__") else inner)
+            elif parts[0] in THIRD_PARTY:
+                found.add(parts[0])
+    return found
+
+
+def modules():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE)
+        name = rel.parts[0].removesuffix(".py")
+        if name in ("cli", "__main__", "__init__"):
+            continue
+        yield name, path
+
+
+@pytest.mark.parametrize("name,path", list(modules()), ids=lambda v: str(v))
+def test_module_imports_only_its_layers(name, path):
+    allowed = ALLOWED.get(name)
+    assert allowed is not None, f"{name} is not in DESIGN.md's layers: add it there and here"
+    extra = imports_of(path) - allowed - {name}
+    assert not extra, f"{path.name} imports {sorted(extra)}, outside its layer"
+
+
+def test_only_cli_imports_click():
+    users = [p.name for _, p in modules() if "click" in imports_of(p)]
+    assert users == []
+
+
+def test_help_does_not_import_heavy_libraries():
+    code = (
+        "import sys; from evidence import cli; "
+        "heavy = [m for m in ('pandas', 'sqlite_utils', 'weasyprint', 'requests', 'Bio', 'jinja2') if m in sys.modules]; "
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

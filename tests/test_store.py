@@ -1,0 +1,217 @@
+"""The cache: schema, upserts keyed on PMID, batches, links, runs, curation, errors."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from evidence.errors import NotCachedError, StoreError
+from evidence.store import SCHEMA_VERSION, Store
+
+
+def synthetic(n: int, **extra) -> dict:
+    """A SYNTHETIC record (PMID >= 99000000): store mechanics only, never a citation."""
+    pmid = str(99000000 + n)
+    record = {
+        "pmid": pmid,
+        "title": f"SYNTHETIC record {pmid} about massage",
+        "abstract": "SYNTHETIC abstract text on shiatsu.",
+        "abstract_sections": [{"label": None, "category": None, "text": "SYNTHETIC abstract text on shiatsu."}],
+        "authors": [{"last_name": "Synthetic", "fore_name": "A", "initials": "A", "collective_name": None}],
+        "journal": "SYNTHETIC Journal",
+        "journal_abbrev": "Synth J",
+        "year": 2000 + n % 20,
+        "publication_types": ["Journal Article"],
+        "mesh_terms": ["Massage"],
+        "status": "MEDLINE",
+        "retracted": False,
+        "corrections": [],
+        "level": 2,
+        "level_label": "Randomized controlled trial",
+        "flags": [],
+    }
+    record.update(extra)
+    return record
+
+
+@pytest.fixture
+def store(tmp_path):
+    return Store(tmp_path / "cache.db")
+
+
+def test_new_database_is_migrated(store):
+    assert store.schema_version == SCHEMA_VERSION
+    assert store.integrity_check() == "ok"
+    assert {"records", "runs", "condition_records", "decisions", "notes"} <= set(store.db.table_names())
+
+
+def test_upsert_counts_new_then_unchanged_then_updated(store):
+    batch = [synthetic(i) for i in range(5)]
+    assert store.save_records(batch, source="test", condition="c") == (5, 0)
+    assert store.save_records(batch, source="test", condition="c") == (0, 0)
+    changed = [synthetic(0, title="SYNTHETIC record retitled")] + batch[1:]
+    assert store.save_records(changed, source="test", condition="c") == (0, 1)
+    assert store.db["records"].count == 5
+    assert store.db["condition_records"].count == 5
+    assert store.get_record("99000000")["title"] == "SYNTHETIC record retitled"
+
+
+def test_regrading_alone_is_not_an_update(store):
+    store.save_records([synthetic(1)], source="test")
+    assert store.save_records([synthetic(1, level=1, flags=["inferred"])], source="test") == (0, 0)
+
+
+def test_record_round_trips_through_json_columns(store):
+    record = synthetic(7, corrections=[{"type": "ErratumIn", "pmid": "99000099", "source": "SYNTHETIC"}],
+                       retracted=True)
+    store.save_records([record], source="test")
+    back = store.get_record(record["pmid"])
+    for key in ("title", "authors", "abstract_sections", "mesh_terms", "corrections", "year", "flags"):
+        assert back[key] == record[key]
+    assert back["retracted"] is True
+    assert back["fetched_at"]
+
+
+def test_failed_batch_writes_nothing(store):
+    good = [synthetic(i) for i in range(3)]
+    bad = good + [{"pmid": None}]
+    with pytest.raises(Exception):
+        store.save_records(bad, source="test", condition="c")
+    assert store.db["records"].count == 0
+    assert store.db["condition_records"].count == 0
+
+
+def test_condition_records_ranked_by_level_then_year(store):
+    store.save_records(
+        [synthetic(1, level=2, year=2020), synthetic(2, level=1, year=2010), synthetic(3, level=1, year=2019),
+         synthetic(4, level=None, level_label="Study design not stated", year=2024),
+         synthetic(5, level=2, year=2022, retracted=True)],
+        source="test", condition="c",
+    )
+    ranked = [r["pmid"] for r in store.condition_records("c")]
+    assert ranked == ["99000003", "99000002", "99000001", "99000004"]
+    with_retracted = store.condition_records("c", include_retracted=True)
+    assert "99000005" in [r["pmid"] for r in with_retracted]
+    assert [r["pmid"] for r in store.condition_records("c", level=[1])] == ["99000003", "99000002"]
+    assert [r["pmid"] for r in store.condition_records("c", since=2020)] == ["99000001", "99000004"]
+
+
+def test_deleted_pmids_are_removed_and_never_come_back(store):
+    store.save_records([synthetic(1), synthetic(2)], source="test", condition="c")
+    assert store.mark_deleted(["99000001"], source="update file") == 1
+    assert store.cached_pmids(["99000001", "99000002"]) == {"99000002"}
+    store.save_records([synthetic(1)], source="older baseline", condition="c")
+    assert store.cached_pmids(["99000001"]) == set()
+    assert store.count_condition("c") == 1
+
+
+def test_stale_records_are_the_unindexed_and_the_old(store):
+    store.save_records([synthetic(1), synthetic(2, status="Publisher")], source="test")
+    assert store.stale_pmids(["99000001", "99000002"], max_age_days=30) == ["99000002"]
+    store.execute("UPDATE records SET fetched_at = '2001-01-01T00:00:00+00:00' WHERE pmid = '99000001'")
+    assert store.stale_pmids(["99000001", "99000002"], max_age_days=30) == ["99000002", "99000001"]
+
+
+def test_search_finds_words_with_snippet_and_rejects_bad_syntax(store):
+    store.save_records([synthetic(1, title="SYNTHETIC reflexology trial"), synthetic(2)], source="test",
+                       condition="c")
+    hits = store.search("reflexology")
+    assert [h["pmid"] for h in hits] == ["99000001"]
+    assert "[reflexology]" in hits[0]["snippet"].lower()
+    # FTS is kept in sync on update
+    store.save_records([synthetic(1, title="SYNTHETIC tuina trial")], source="test")
+    assert store.search("reflexology") == []
+    assert [h["pmid"] for h in store.search("tuina", condition="c")] == ["99000001"]
+    with pytest.raises(StoreError, match="Cannot understand the search"):
+        store.search('"unbalanced')
+
+
+def test_runs_record_counts_and_outcome(store):
+    run = store.start_run("c", "fetch", term="SYNTHETIC[tiab]")
+    store.update_run(run, hits=3, new=2, requests=4)
+    store.finish_run(run, "ok")
+    row = store.runs("c")[0]
+    assert (row["hits"], row["new"], row["requests"], row["outcome"]) == (3, 2, 4, "ok")
+    assert store.last_search("c")["term"] == "SYNTHETIC[tiab]"
+
+
+def test_a_run_left_running_by_a_dead_process_reads_as_interrupted(store):
+    run = store.start_run("c", "fetch")
+    store.execute("UPDATE runs SET pid = 999999999 WHERE id = ?", [run])
+    assert store.runs("c")[0]["outcome"] == "interrupted"
+
+
+def test_decisions_are_kept_logged_and_undone(store):
+    store.save_records([synthetic(1), synthetic(2)], source="test", condition="c")
+    store.decide("c", ["99000001"], "include", "strong")
+    store.decide("c", ["99000002"], "exclude", "not massage")
+    rows = {r["pmid"]: r for r in store.decisions("c")}
+    assert rows["99000002"]["reason"] == "not massage"
+    # a refetch keeps decisions
+    store.save_records([synthetic(1, title="SYNTHETIC updated")], source="test", condition="c")
+    assert len(store.decisions("c")) == 2
+    assert store.undo_decisions("c", ["99000001"]) == 1
+    assert [r["pmid"] for r in store.decisions("c")] == ["99000002"]
+    assert [h["action"] for h in store.decision_history("c")] == ["include", "exclude", "undo"]
+    with pytest.raises(NotCachedError, match="99000042"):
+        store.decide("c", ["99000042"], "include", None)
+
+
+def test_notes(store):
+    store.save_records([synthetic(1)], source="test")
+    store.set_note("99000001", "SYNTHETIC note")
+    assert store.get_record("99000001")["note"] == "SYNTHETIC note"
+    store.set_note("99000001", "")
+    assert store.get_record("99000001")["note"] is None
+
+
+def test_unknown_pmid_is_a_clear_error(store):
+    with pytest.raises(NotCachedError, match="PMID 99000404 is not in the database"):
+        store.get_record("99000404")
+
+
+def test_corrupt_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "corrupt.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="not an evidence database or is corrupt"):
+        Store(path)
+    assert path.read_bytes() == b"this is not sqlite" * 100
+
+
+def test_newer_schema_is_refused_untouched(tmp_path):
+    path = tmp_path / "newer.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match="newer version of evidence"):
+        Store(path)
+
+
+def test_unwritable_folder_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="Cannot create the folder"):
+        Store(blocker / "sub" / "cache.db")
+
+
+def test_readonly_open_of_a_missing_file_says_how_to_fill_it(tmp_path):
+    with pytest.raises(StoreError, match="evidence fetch"):
+        Store(tmp_path / "missing.db", readonly=True)
+
+
+def test_locked_database_waits_then_reports(tmp_path, monkeypatch):
+    import evidence.store as store_module
+
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 200)
+    path = tmp_path / "locked.db"
+    first = Store(path)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        second = Store(path)
+        with pytest.raises(StoreError, match="locked"):
+            second.save_records([synthetic(1)], source="test")
+    finally:
+        blocker.execute("ROLLBACK")
+    assert first.save_records([synthetic(1)], source="test") == (1, 0)
