@@ -1,0 +1,514 @@
+"""Provisional evidence levels, read from a PubMed record's design alone.
+
+Only a study's design can be read from PubMed; its quality needs a person. So the result is a
+*provisional level*, never a grade. The mapping follows DOMAIN.md "Grading evidence by design"
+(after OCEBM 2011 "treatment benefits" and SORT):
+
+====================================================================  =====================
+signal                                                                result
+====================================================================  =====================
+Retracted Publication, ``retracted`` True, or a RetractionIn          excluded: level None,
+correction                                                            flag ``retracted``
+Retraction of Publication / Published Erratum / Expression of         a notice about another
+Concern (the record *is* a notice)                                    article: level None
+Title starts "WITHDRAWN:" (how PubMed shows a withdrawn Cochrane      level None, flag
+review)                                                               ``superseded``
+Practice Guideline / Guideline                                        shown apart: level None,
+                                                                      flag ``guideline``
+Cochrane review (journal, or DOI ``10.1002/14651858.CDnnnnnn.pubN``)  1
+Systematic Review, Meta-Analysis (any "... Meta-Analysis")            1
+Randomized Controlled Trial, Pragmatic Clinical Trial                 2
+Controlled Clinical Trial, Clinical Trial and its named subtypes      3
+("Clinical Trial, Phase III", ...), Observational Study,
+Comparative Study
+Case Reports                                                          4
+Review, Scoping Review, Editorial, Letter, Comment, News,              5 (background)
+Newspaper Article
+nothing of the above                                                  words, flag ``inferred``
+====================================================================  =====================
+
+Decisions DOMAIN.md leaves open, and why:
+
+* The highest level (lowest number) among the publication types wins.
+* "Multicenter Study", "Clinical Study", "Validation Study", "Evaluation Study" say where or
+  why a study ran, not how it was controlled: they lift nothing.
+* Veterinary trials ("..., Veterinary") and "Clinical Trial Protocol" lift nothing: an animal
+  trial is no evidence for a patient, and a protocol has no results. A Clinical Trial Protocol
+  is labelled as a protocol.
+* "News" and "Newspaper Article" are background (5). "Published Erratum" is not: it is a
+  notice that fixes another article, so, like a retraction notice, it is not evidence at all.
+* Cochrane: a DOI with ``.pubN`` is review version N. DOMAIN.md says a DOI without ``.pubN``
+  is a protocol; that holds unless NLM indexed the record as a Systematic Review, Review or
+  Meta-Analysis (the first version of an old review also lacks ``.pubN``), so indexing wins
+  over the DOI's shape. A protocol gets level None, because a plan has no results and must
+  not sit among reviews, not even as background. A Cochrane journal record whose DOI is not a
+  CD number (editorials are ``ED...``) is graded by its publication types.
+* Words are read only when the publication types give no signal, or give only "Review"
+  (until 2019 NLM indexed systematic reviews as "Review", and publishers still send "Review"
+  before indexing). A Review is lifted only to level 1, and only by its title, so a narrative
+  review that mentions trials stays background.
+* Title words decide before abstract words: an abstract mentions other studies ("a previous
+  meta-analysis found ...") far more often than a title does. Abstract patterns are
+  self-describing phrases ("were randomly assigned", "this cross-sectional study").
+* "protocol for a systematic review" and similar are protocols (level None), which vetoes the
+  design words beside them. "Scoping review" is background (5): it maps what exists and
+  weighs no effect. A guideline is inferred from title words only when no design word is
+  there, and not from "adherence to guidelines"-type phrases.
+* Superseded (an UpdateIn correction, an older Cochrane version, a withdrawn review) keeps its
+  level and gains a flag: whether to hide it is the reader's choice.
+"""
+
+from __future__ import annotations
+
+import re
+
+FLAGS: tuple[str, ...] = (
+    "guideline",
+    "retracted",
+    "expression-of-concern",
+    "erratum",
+    "superseded",
+    "inferred",
+)
+
+LEVEL_LABELS: dict[int, str] = {
+    1: "Systematic review of studies",
+    2: "Randomized controlled trial",
+    3: "Controlled or observational study",
+    4: "Case report",
+    5: "Background (review or opinion)",
+}
+
+GUIDELINE_LABEL = "Clinical practice guideline"
+RETRACTED_LABEL = "Retracted - do not use"
+WITHDRAWN_LABEL = "Withdrawn - do not use"
+RETRACTION_NOTICE_LABEL = "Retraction notice"
+CORRECTION_NOTICE_LABEL = "Correction notice (fixes another article)"
+CONCERN_NOTICE_LABEL = "Expression of concern notice"
+COCHRANE_PROTOCOL_LABEL = "Cochrane protocol (a plan for a review, no results yet)"
+PROTOCOL_LABEL = "Study protocol (a plan, no results yet)"
+NOT_STATED_LABEL = "Study design not stated"
+
+# MeSH publication-type UIs, so a record that carries only ids still grades. Names are matched
+# too, because MEDLINE/.nbib records carry names without ids.
+_TYPE_NAMES_BY_UI = {
+    "D016441": "Retracted Publication",
+    "D016440": "Retraction of Publication",
+    "D016425": "Published Erratum",
+    "D017065": "Practice Guideline",
+    "D016431": "Guideline",
+    "D000078182": "Systematic Review",
+    "D017418": "Meta-Analysis",
+    "D016449": "Randomized Controlled Trial",
+    "D065007": "Pragmatic Clinical Trial",
+    "D018848": "Controlled Clinical Trial",
+    "D016430": "Clinical Trial",
+    "D064888": "Observational Study",
+    "D003160": "Comparative Study",
+    "D002363": "Case Reports",
+    "D016454": "Review",
+    "D016421": "Editorial",
+    "D016422": "Letter",
+    "D016420": "Comment",
+    "D016433": "News",
+}
+
+_LEVEL_BY_TYPE = {
+    "systematic review": 1,
+    "meta-analysis": 1,
+    "randomized controlled trial": 2,
+    "pragmatic clinical trial": 2,
+    "controlled clinical trial": 3,
+    "clinical trial": 3,
+    "observational study": 3,
+    "comparative study": 3,
+    "case reports": 4,
+    "review": 5,
+    "scoping review": 5,
+    "editorial": 5,
+    "letter": 5,
+    "comment": 5,
+    "news": 5,
+    "newspaper article": 5,
+}
+_GUIDELINE_TYPES = {"practice guideline", "guideline"}
+_NOTICE_TYPES = {
+    "retraction of publication": RETRACTION_NOTICE_LABEL,
+    "published erratum": CORRECTION_NOTICE_LABEL,
+    "expression of concern": CONCERN_NOTICE_LABEL,
+}
+_PROTOCOL_TYPES = {"clinical trial protocol"}
+_REVIEW_TYPES = {"systematic review", "meta-analysis", "review"}
+# Opinion is background whatever its title says; only a plain "Review" may be lifted by words.
+_OPINION_TYPES = {"editorial", "letter", "comment", "news", "newspaper article"}
+_NOTHING_STATED = "No publication type, title or abstract words state a design"
+
+_COCHRANE_DOI = re.compile(r"10\.1002/14651858\.(CD\d{6})(?:\.pub(\d+))?\b", re.I)
+_COCHRANE_ANY_DOI = re.compile(r"10\.1002/14651858\.", re.I)
+_COCHRANE_JOURNALS = {"cochrane database syst rev", "cochrane database of systematic reviews"}
+
+_UNINDEXED_STATUSES = {"publisher", "in-process", "in-data-review", ""}
+
+# A hyphen or letter before "randomized" makes it "non-randomized" or "quasi-randomized".
+_RANDOMIZED = r"(?<![\w-])randomi[sz]ed"
+_W = r"(?:[\w-]+[ ]){0,4}?"  # up to four words between the parts of a design phrase
+
+def _words(*parts: str) -> re.Pattern:
+    return re.compile("".join(parts), re.I)
+
+
+_PROTOCOL_TITLE = [
+    _words(
+        r"\bprotocol (?:for|of) (?:an? |the )?", _W,
+        r"(?:systematic|meta-?analys|scoping|umbrella|review|trial|randomi[sz]ed|study|cohort)",
+        r"[\w-]*(?: review| trial| study)?(?: and meta-?analys[ie]s)?",
+    ),
+    _words(r"\b(?:study|trial|review) protocol\b"),
+    _words(r"\b(?:rationale and design|design and rationale)\b"),
+]
+_PROTOCOL_ABSTRACT = [
+    _words(r"\bthis is (?:a|the) protocol\b"),
+    _words(r"\bthis (?:study |trial |review )?protocol (?:describes|will|outlines|presents)\b"),
+    _words(r"\bwe (?:describe|present|report) (?:the|a|our) (?:study |trial |review )?protocol\b"),
+]
+
+# (level, pattern): every matching pattern counts, the lowest level wins.
+_TITLE_WORDS = [
+    (1, _words(r"\bsystematic (?:literature )?review")),
+    (1, _words(r"\bmeta-?analy(?:sis|ses|tic)\b")),
+    (1, _words(r"\bumbrella review\b")),
+    (1, _words(r"\boverview of (?:systematic )?reviews\b")),
+    (2, _words(_RANDOMIZED, r"\b(?:,? (?:[\w-]+,? ){0,3}?(?:trial|study)\b)?")),
+    (2, _words(r"\bpragmatic (?:clinical )?trial\b")),
+    (3, _words(r"\b(?:non-?|quasi-)randomi[sz]ed\b")),
+    (3, _words(r"\bquasi-?experiment(?:al)?\b")),
+    (3, _words(
+        r"\b(?:controlled|clinical|pilot|feasibility|open-label|single-arm|cross-?over) trial\b"
+    )),
+    (3, _words(
+        r"\b(?:(?:prospective|retrospective|population-based) )?cohort study\b",
+        r"|\b(?:prospective|retrospective) cohort\b",
+    )),
+    (3, _words(r"\bcase-?control\b")),
+    (3, _words(r"\bcross-?sectional\b")),
+    (3, _words(r"\bobservational (?:study|analysis)\b")),
+    (3, _words(r"\b(?:chart|medical records?|record) review\b")),
+    (3, _words(r"\b(?:longitudinal|prospective|retrospective|comparative) study\b")),
+    (4, _words(r"\bcase reports?\b|\bcase series\b")),
+    (4, _words(r"\b(?:an?|one) (?:rare |unusual |unique |atypical )?case of\b")),
+    (4, _words(r"\breport of (?:a|an|one|two|three|four|five) (?:[\w-]+ )?cases?\b")),
+    (5, _words(r"(?<!peer )(?<!peer-)\breview\b")),
+    (5, _words(r"\b(?:editorial|commentary|letter to the editor)\b")),
+]
+# Self-describing phrases only: an abstract also talks about other people's studies.
+_THIS = r"\b(?:an?|this|the present|our) "
+_ABSTRACT_WORDS = [
+    (1, _words(r"\b(?:this|the present|our) (?:systematic review|meta-?analysis)\b")),
+    (1, _words(
+        r"\bwe (?:conducted|performed|undertook|carried out) an? (?:updated )?",
+        r"(?:systematic review|meta-?analysis)\b",
+    )),
+    (1, _words(
+        r"\b(?:systematic review|meta-?analysis) (?:was|were) ",
+        r"(?:conducted|performed|undertaken|carried out)\b",
+    )),
+    (2, _words(r"\b(?:were|was) (?:randomly )?", _RANDOMIZED, r"\b")),
+    (2, _words(r"\brandomly (?:assigned|allocated|divided|distributed)\b")),
+    (2, _words(_THIS, _W, _RANDOMIZED, " ", _W, r"(?:trial|study)\b")),
+    (3, _words(
+        _THIS, _W,
+        r"(?:cohort|case-?control|cross-?sectional|observational|non-?randomi[sz]ed|",
+        r"quasi-experimental) (?:study|design|analysis|survey|trial)\b",
+    )),
+    (3, _words(
+        r"\b(?:this|the present|our) (?:controlled|clinical|pilot|open-label|single-arm) trial\b"
+    )),
+    (4, _words(
+        r"\bwe (?:report|describe|present) (?:a|an|the|one|two|three) (?:[\w-]+ ){0,3}?cases?\b"
+    )),
+    # How case reports open: "A 45-year-old woman presented with ..."
+    (4, _words(
+        r"\ban? \d{1,3}-(?:year|month|week|day)-old ",
+        r"(?:man|woman|boy|girl|male|female|patient)\b",
+    )),
+]
+_GUIDELINE_TITLE = re.compile(r"\b(?:(?:clinical )?practice )?guidelines?\b(?!-)", re.I)
+_GUIDELINE_ABOUT = re.compile(
+    r"\b(?:adherence|compliance|concordance|conformity|conformance|implementation|adoption|"
+    r"uptake|awareness|knowledge|use|according|attitudes?) (?:to|with|of|towards?) (?:the )?"
+    r"(?:[\w-]+ ){0,4}?guidelines?\b",
+    re.I,
+)
+
+
+def grade(record: dict) -> dict:
+    """Give a record its provisional level, plain-words label, reason and flags (no mutation).
+
+    Returns ``{"level": int | None, "level_label": str, "level_reason": str, "flags": list}``.
+    """
+    types = _publication_types(record)
+    title = _text(record.get("title"))
+    flags = _correction_flags(record, types)
+
+    retraction = _retraction_reason(record, types)
+    if retraction:
+        return _result(None, RETRACTED_LABEL, retraction, flags | {"retracted"})
+    for name, label in _NOTICE_TYPES.items():
+        if name in types:
+            return _result(None, label, f"Publication type: {types[name]}", flags)
+    if re.match(r"\s*WITHDRAWN\s*:", title):
+        return _result(
+            None, WITHDRAWN_LABEL, "Title starts with WITHDRAWN: (no longer current)",
+            flags | {"superseded"},
+        )
+    guideline = [types[n] for n in _GUIDELINE_TYPES if n in types]
+    if guideline:
+        return _result(
+            None, GUIDELINE_LABEL, f"Publication type: {sorted(guideline)[0]}",
+            flags | {"guideline"},
+        )
+    cochrane = _cochrane_grade(record, types)
+    if cochrane:
+        return _result(cochrane[0], cochrane[1], cochrane[2], flags)
+    protocol = [types[n] for n in _PROTOCOL_TYPES if n in types]
+    if protocol:
+        return _result(None, PROTOCOL_LABEL, f"Publication type: {protocol[0]}", flags)
+
+    level, type_name = _level_from_types(types)
+    only_review = level == 5 and not set(types) & _OPINION_TYPES
+    if level is None or only_review:
+        words = _grade_from_words(record, title, reviews_only=level == 5)
+        if words:
+            word_level, label, reason = words
+            extra = {"inferred", "guideline"} if label == GUIDELINE_LABEL else {"inferred"}
+            return _result(word_level, label, reason, flags | extra)
+    if level is None:
+        return _result(None, NOT_STATED_LABEL, _NOTHING_STATED, flags)
+    return _result(level, LEVEL_LABELS[level], f"Publication type: {type_name}", flags)
+
+
+def cochrane_review(record: dict) -> tuple[str, int] | None:
+    """The Cochrane review a record is a version of, as (CD number, version), from its DOI.
+
+    ``10.1002/14651858.CD001929.pub3`` gives ``("CD001929", 3)``; a DOI without ``.pubN`` is
+    version 1. Returns None for a record that is not a Cochrane CD-numbered article.
+    """
+    match = _COCHRANE_DOI.search(_text(record.get("doi")))
+    if not match:
+        return None
+    return match.group(1).upper(), int(match.group(2) or 1)
+
+
+def mark_superseded(records: list[dict]) -> None:
+    """Flag "superseded" on every Cochrane record whose review has a newer version in ``records``.
+
+    The records carry ``grade()`` output already; their ``flags`` lists are replaced in place.
+    """
+    newest: dict[str, int] = {}
+    versions = []
+    for record in records:
+        review = cochrane_review(record)
+        versions.append(review)
+        if review:
+            newest[review[0]] = max(newest.get(review[0], 0), review[1])
+    for record, review in zip(records, versions):
+        if review and review[1] < newest[review[0]]:
+            record["flags"] = _ordered_flags(set(record.get("flags") or ()) | {"superseded"})
+
+
+def sort_key(record: dict) -> tuple:
+    """Rank records: level 1, guidelines, levels 2-5, then ungraded, retracted last; newest first.
+
+    Guidelines sit right after level-1 reviews: they weigh evidence as a review does, and a
+    doctor looks for them early, but they carry recommendations, so reviews lead. Within a
+    group the newest year comes first, then the lower PMID. Uses the record's own grade if it
+    has one, else grades it.
+    """
+    graded = record if "level" in record else {**record, **grade(record)}
+    flags = set(graded.get("flags") or ())
+    level = graded.get("level")
+    if "retracted" in flags:
+        group = 9.0
+    elif "guideline" in flags and level is None:
+        group = 1.5
+    elif isinstance(level, int) and level in LEVEL_LABELS:
+        group = float(level)
+    else:
+        group = 8.0
+    year = _year(graded.get("year"))
+    pmid = str(graded.get("pmid") or "")
+    pmid_number = int(pmid) if pmid.isdigit() else float("inf")
+    return (group, year is None, -(year or 0), pmid_number, pmid)
+
+
+def _publication_types(record: dict) -> dict[str, str]:
+    """Lower-cased publication type name -> the name as given, from names and MeSH UIs."""
+    names = _as_list(record.get("publication_types"))
+    ids = _as_list(record.get("publication_type_ids"))
+    names += [_TYPE_NAMES_BY_UI.get(ui.strip(), "") for ui in ids]
+    types: dict[str, str] = {}
+    for name in names:
+        clean = " ".join(name.split())
+        if clean:
+            types.setdefault(clean.lower(), clean)
+    return types
+
+
+def _as_list(value) -> list[str]:
+    # A MEDLINE reader may hand over a bare string for a single value.
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(item) for item in value if item is not None]
+
+
+def _text(value) -> str:
+    return " ".join(str(value).split()) if value else ""
+
+
+def _corrections(record: dict) -> list[dict]:
+    return [c for c in record.get("corrections") or () if isinstance(c, dict)]
+
+
+def _correction_flags(record: dict, types: dict[str, str]) -> set[str]:
+    kinds = {c.get("type") for c in _corrections(record)}
+    flags = set()
+    if "ExpressionOfConcernIn" in kinds or "expression of concern" in types:
+        flags.add("expression-of-concern")
+    if "ErratumIn" in kinds:
+        flags.add("erratum")
+    if "UpdateIn" in kinds:
+        flags.add("superseded")
+    return flags
+
+
+def _retraction_reason(record: dict, types: dict[str, str]) -> str | None:
+    if "retracted publication" in types:
+        return f"Publication type: {types['retracted publication']}"
+    for correction in _corrections(record):
+        if correction.get("type") == "RetractionIn":
+            notice = correction.get("pmid")
+            return f"Retraction notice: PMID {notice}" if notice else "Retraction notice in PubMed"
+    if record.get("retracted") is True:
+        return "Record marked retracted"
+    return None
+
+
+def _is_cochrane_journal(record: dict) -> bool:
+    for key in ("journal_abbrev", "journal"):
+        name = re.sub(r"[^a-z ]", "", _text(record.get(key)).lower())
+        name = re.sub(r"^the ", "", name)
+        if name in _COCHRANE_JOURNALS:
+            return True
+    return False
+
+
+def _cochrane_grade(record: dict, types: dict[str, str]) -> tuple[int | None, str, str] | None:
+    doi = _text(record.get("doi"))
+    review = cochrane_review(record)
+    if review is None:
+        # A Cochrane DOI that is no CD number (an ED... editorial) is graded by its types.
+        if not _is_cochrane_journal(record) or _COCHRANE_ANY_DOI.search(doi):
+            return None
+        if set(types) & _OPINION_TYPES:
+            return None
+        if _says_protocol(record):
+            return None, COCHRANE_PROTOCOL_LABEL, "Cochrane journal; the text says protocol"
+        return 1, LEVEL_LABELS[1], "Cochrane review (journal)"
+    number, version = review
+    has_pub = re.search(r"\.pub\d+", doi, re.I) is not None
+    if _says_protocol(record):
+        return None, COCHRANE_PROTOCOL_LABEL, f"Cochrane {number}: the text says protocol"
+    if not has_pub and not set(types) & _REVIEW_TYPES:
+        return None, COCHRANE_PROTOCOL_LABEL, f"Cochrane DOI without .pubN ({doi})"
+    return 1, LEVEL_LABELS[1], f"Cochrane review {number}, version {version} (DOI {doi})"
+
+
+def _says_protocol(record: dict) -> bool:
+    title = _text(record.get("title"))
+    abstract = _text(record.get("abstract"))
+    return any(p.search(title) for p in _PROTOCOL_TITLE) or any(
+        p.search(abstract) for p in _PROTOCOL_ABSTRACT
+    )
+
+
+def _level_from_types(types: dict[str, str]) -> tuple[int | None, str | None]:
+    """The best level any publication type gives, and every type that gives it."""
+    levels = {given: _type_level(name) for name, given in types.items()}
+    found = [level for level in levels.values() if level is not None]
+    if not found:
+        return None, None
+    best = min(found)
+    return best, ", ".join(sorted(given for given, level in levels.items() if level == best))
+
+
+def _type_level(name: str) -> int | None:
+    if "veterinary" in name:
+        return None
+    if name in _LEVEL_BY_TYPE:
+        return _LEVEL_BY_TYPE[name]
+    if name.endswith("meta-analysis"):  # Network Meta-Analysis and any later kinds
+        return 1
+    if name.startswith("clinical trial,"):  # Clinical Trial, Phase I ... IV
+        return 3
+    return None
+
+
+def _grade_from_words(
+    record: dict, title: str, reviews_only: bool
+) -> tuple[int | None, str, str] | None:
+    """Infer a level from title, then abstract, words; None when no words say anything."""
+    status = _text(record.get("status")).lower()
+    why = "(not yet indexed)" if status in _UNINDEXED_STATUSES else "(no design publication type)"
+    abstract = _text(record.get("abstract"))
+
+    for pattern in _PROTOCOL_TITLE:
+        match = pattern.search(title)
+        if match:
+            return None, PROTOCOL_LABEL, f"Title words: '{match.group(0)}' {why}"
+    if not reviews_only:
+        for pattern in _PROTOCOL_ABSTRACT:
+            match = pattern.search(abstract)
+            if match:
+                return None, PROTOCOL_LABEL, f"Abstract words: '{match.group(0)}' {why}"
+
+    sources = [("Title", title, _TITLE_WORDS)]
+    if not reviews_only:
+        sources.append(("Abstract", abstract, _ABSTRACT_WORDS))
+    for where, text, patterns in sources:
+        found = _best_words(text, patterns)
+        if found and (not reviews_only or found[0] == 1):
+            level, words = found
+            return level, LEVEL_LABELS[level], f"{where} words: '{words}' {why}"
+        if where == "Title" and not reviews_only:
+            guideline = _GUIDELINE_TITLE.search(title)
+            if guideline and not _GUIDELINE_ABOUT.search(title):
+                return None, GUIDELINE_LABEL, f"Title words: '{guideline.group(0)}' {why}"
+    return None
+
+
+def _best_words(text: str, patterns) -> tuple[int, str] | None:
+    best: tuple[int, int, str] | None = None
+    for level, pattern in patterns:
+        match = pattern.search(text)
+        if match and (best is None or (level, match.start()) < best[:2]):
+            best = (level, match.start(), match.group(0).strip())
+    return (best[0], best[2]) if best else None
+
+
+def _result(level: int | None, label: str, reason: str, flags: set[str]) -> dict:
+    return {
+        "level": level, "level_label": label, "level_reason": reason, "flags": _ordered_flags(flags)
+    }
+
+
+def _ordered_flags(flags: set[str]) -> list[str]:
+    return [flag for flag in FLAGS if flag in flags]
+
+
+def _year(value) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = str(value or "").strip()
+    return int(text[:4]) if text[:4].isdigit() else None
