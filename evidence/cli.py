@@ -40,6 +40,11 @@ class EvidenceGroup(click.Group):
             sys.exit(1)
 
 
+# Keyword arguments for every E-utilities client the CLI makes. Empty for users (NCBI's real
+# pacing and backoff); tests shrink pacing and backoff here so the suite stays fast.
+CLIENT_OPTIONS: dict = {}
+
+
 def _emit_json(data) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
@@ -176,7 +181,7 @@ def fetch(slugs, all_, refresh, max_age, email, db, queries_dir, as_json):
     settings = config.ncbi_settings(email_opt=email)
     client = entrez.Client(
         settings.base_url, settings.email, settings.api_key, settings.tool,
-        pace_file=config.pace_file(), log=_err,
+        pace_file=config.pace_file(), log=_err, **CLIENT_OPTIONS,
     )
     store = open_store(db)
     summaries = []
@@ -343,8 +348,8 @@ def list_(slug, levels, since, limit, include_retracted, as_csv, db, queries_dir
              else "No studies match these filters.")
         return
     width = shutil.get_terminal_size((120, 20)).columns
-    title_width = max(20, width - 62)
-    click.echo(f"{'LEVEL':<28} {'YEAR':<4} {'PMID':<9} {'JOURNAL':<14} TITLE")
+    title_width = max(20, width - 68)
+    click.echo(f"{'LEVEL':<34} {'YEAR':<4} {'PMID':<9} {'JOURNAL':<14} TITLE")
     for r in records:
         label = (f"{r['level']} " if r.get("level") else "- ") + (r.get("level_label") or "")
         flags = r.get("flags") or []
@@ -354,7 +359,7 @@ def list_(slug, levels, since, limit, include_retracted, as_csv, db, queries_dir
         if r.get("decision"):
             title = f"({r['decision']}d) " + title
         click.echo(
-            f"{_cut(label, 28):<28} {r.get('year') or '':<4} {r['pmid']:<9} "
+            f"{_cut(label, 34):<34} {r.get('year') or '':<4} {r['pmid']:<9} "
             f"{_cut(r.get('journal_abbrev') or '', 14):<14} {_cut(title, title_width)}"
         )
     total = store.count_condition(slug)
