@@ -1,0 +1,382 @@
+"""The handout's content rules, its safety against hostile record text, and its reading level."""
+
+from __future__ import annotations
+
+import ast
+import copy
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+import evidence.export
+from evidence.export import render
+from evidence.export.citation import finding, vancouver
+from evidence.export.handout import CAUTION, build_handout, md_escape
+from tests.test_export_citation import real_records
+
+# Ten real records of several designs: reviews, randomized trials, a cross-sectional study,
+# a narrative review with no structured abstract, and a retracted paper.
+TEN = [
+    "33984499", "28786991", "33856845", "23121403", "33609634",
+    "33984498", "34029674", "34090550", "33896602", "36400559",
+]
+SYNTHETIC_TITLE = "SYNTHETIC <script>alert(1)</script> & <b>x</b>"
+
+
+def make_context(**changes) -> dict:
+    """A context as the CLI builds it; the condition text is the shipped low-back-pain file's."""
+    context = {
+        "condition": {
+            "slug": "low-back-pain",
+            "title": "Low back pain",
+            "description": (
+                "Low back pain is pain, stiffness or tightness in the lower part of the back, "
+                "below the ribs and above the legs. It is one of the most common reasons people "
+                "visit a doctor. It can start suddenly or last for months."
+            ),
+            "icd10": ["M54.50", "M54.51", "M54.59"],
+        },
+        "search": {
+            "term": '("Low Back Pain"[Mesh] OR "low back pain"[tiab]) AND ("Massage"[Mesh] '
+            'OR massage[tiab] OR "myofascial release"[tiab]) NOT (animals[mh] NOT humans[mh])',
+            "run_at": "2021-06-03T14:05:00+00:00",
+            "hits": 1234,
+            "database": "PubMed",
+        },
+        "counts": {
+            "found": 14,
+            "included": 11,
+            "excluded": 3,
+            "excluded_reasons": {"not about massage therapy": 2, "animal study": 1},
+            "retracted": 1,
+            "superseded": 0,
+            "by_level": {"Systematic review of studies": 3},
+        },
+        "selection": "curated",
+        "generated_at": "2026-11-26T12:00:00",
+        "tool_version": "0.1.0",
+    }
+    context.update(changes)
+    return context
+
+
+def synthetic_record(pmid: str = "99000010", **changes) -> dict:
+    """A copy of a real record's shape with a SYNTHETIC title, for hostile-text tests."""
+    record = real_records("23121403")[0]
+    record.update({"pmid": pmid, "title": SYNTHETIC_TITLE, "doi": None, "pmcid": None, **changes})
+    return record
+
+
+class _Text(HTMLParser):
+    """The visible text of an HTML page, split into blocks; elements of class `rec` dropped."""
+
+    BLOCKS = {"p", "li", "td", "th", "h1", "h2", "h3", "div", "code", "footer", "header"}
+    VOID = {"br", "meta", "link", "img", "hr", "input"}
+
+    def __init__(self, drop_records: bool):
+        super().__init__(convert_charrefs=True)
+        self.drop_records = drop_records
+        self.stack: list[tuple[str, bool]] = []
+        self.blocks: list[str] = [""]
+        self.tags: list[str] = []
+
+    def _hidden(self) -> bool:
+        return any(hidden for _, hidden in self.stack)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        if tag in self.VOID:
+            if tag == "br" and not self._hidden():
+                self.blocks[-1] += " "
+            return
+        classes = (dict(attrs).get("class") or "").split()
+        hidden = tag in ("style", "title", "script") or (self.drop_records and "rec" in classes)
+        self.stack.append((tag, hidden))
+        if tag in self.BLOCKS:
+            self.blocks.append("")
+
+    def handle_endtag(self, tag):
+        while self.stack:
+            open_tag, _ = self.stack.pop()
+            if open_tag == tag:
+                break
+        if tag in self.BLOCKS:
+            self.blocks.append("")
+
+    def handle_data(self, data):
+        if not self._hidden():
+            self.blocks[-1] += data
+
+
+def html_blocks(html: str, drop_records: bool) -> tuple[list[str], list[str]]:
+    parser = _Text(drop_records)
+    parser.feed(html)
+    blocks = [" ".join(b.split()) for b in parser.blocks]
+    return [b for b in blocks if b], parser.tags
+
+
+def our_prose(html: str) -> str:
+    """Our own words: record-derived parts removed, each heading or cell read as a sentence."""
+    blocks, _ = html_blocks(html, drop_records=True)
+    # A heading, table cell or list item is read on its own; end it like a sentence so the
+    # formulas do not glue a page of headings into one 200-word sentence.
+    return " ".join(b if b[-1] in ".?!:" else b + "." for b in blocks)
+
+
+@pytest.fixture(scope="module")
+def ten():
+    return real_records(*TEN)
+
+
+@pytest.fixture(scope="module")
+def html(ten):
+    return render("html", ten, make_context()).decode("utf-8")
+
+
+def test_handout_states_condition_date_and_disclaimer(html):
+    text = " ".join(html_blocks(html, drop_records=False)[0])
+    assert "Low back pain is pain, stiffness or tightness" in text
+    assert "as of June 3, 2021" in text
+    assert "This is a summary of research, not medical advice." in text
+
+
+def test_key_messages_are_at_most_three_and_built_by_rule(ten):
+    model = build_handout(ten, make_context())
+    messages = model["key_messages"]
+    assert 1 <= len(messages) <= 3
+    # 1: the count, from the context and the records' own levels.
+    levels = [r["level"] for r in ten]
+    assert messages[0]["lead"].startswith("We found 14 studies. We chose 10:")
+    assert f"{levels.count(1)} reviews of many studies" in messages[0]["lead"]
+    assert f"{levels.count(2)} randomized trials" in messages[0]["lead"]
+    # 2: the strongest study's own conclusion, quoted verbatim and attributed.
+    strongest = next(r for r in ten if r["pmid"] == messages[1]["pmid"])
+    assert strongest["level"] == min(r["level"] for r in ten if finding(r))
+    assert finding(strongest).startswith(messages[1]["quote"].removesuffix(" […]"))
+    assert messages[1]["who"] == f"{strongest['authors'][0]['last_name']} et al."
+    assert messages[1]["said_by"] == f"The authors of a {strongest['year']} review of many studies"
+    # 3: a review's own words about weak or incomplete evidence.
+    cautious = next(r for r in ten if r["pmid"] == messages[2]["pmid"])
+    assert cautious["level"] == 1
+    assert messages[2]["quote"] in finding(cautious)
+    assert CAUTION.search(messages[2]["quote"])
+
+
+def test_no_caution_message_when_no_review_says_so():
+    recs = real_records("34090550", "33984498")  # two trials, no review
+    messages = build_handout(recs, make_context())["key_messages"]
+    assert len(messages) == 2
+    assert all("weak" not in m["lead"] for m in messages)
+
+
+def test_default_selection_says_a_rule_picked_the_studies():
+    model = build_handout(real_records("34090550"), make_context(selection="default"))
+    assert "A fixed rule picked" in model["key_messages"][0]["lead"]
+    assert "No person has picked" in model["doctor"]["selection"]
+
+
+def test_caution_words_match_what_reviews_write():
+    for said in (
+        "The certainty of evidence was very low.",
+        "Larger studies are needed to further examine these connections.",
+        "Only short-term effects were assessed.",
+        "Further high-quality research is required.",
+    ):
+        assert CAUTION.search(said), said
+    assert not CAUTION.search("Massage reduced pain intensity compared with usual care.")
+
+
+def test_table_lists_each_study_with_finding_and_full_citation(ten, html):
+    model = build_handout(ten, make_context())
+    assert [s["pmid"] for s in model["studies"]] == TEN
+    for row, record in zip(model["studies"], ten):
+        assert row["citation"] == vancouver(record)
+        assert row["citation"] in html.replace("&#39;", "'")
+        said = finding(record)
+        if said:
+            assert said.startswith(row["finding"].removesuffix(" […]"))
+        else:
+            assert row["finding"] is None
+    assert "No summary sentence in the abstract" in html  # 36400559 has none
+    assert "Free full text" in html and "PMCID: PMC5546677" in html  # 28786991
+
+
+def test_retracted_and_concern_flagged_studies_never_appear_as_support():
+    recs = real_records("33984499", "33104149", "34090550")  # 33104149: a real retraction
+    concern = real_records("33609634")[0]
+    concern["flags"] = list(concern.get("flags") or []) + ["expression-of-concern"]
+    model = build_handout(recs + [concern], make_context())
+    shown = [s["pmid"] for s in model["studies"]]
+    assert shown == ["33984499", "34090550"]
+    assert {m["pmid"] for m in model["key_messages"]} <= {None, *shown}
+    assert "We chose 2:" in model["key_messages"][0]["lead"]
+    left = {x["pmid"]: x["reason"] for x in model["left_out"]}
+    assert left == {
+        "33104149": "The journal retracted it.",
+        "33609634": "The journal raised concerns about it.",
+    }
+
+
+def test_doctor_section_gives_the_exact_term_date_and_counts(html):
+    context = make_context()
+    term = context["search"]["term"]
+    assert '<code class="term rec">' in html
+    import html as html_lib
+
+    code = re.search(r'<code class="term rec">(.*?)</code>', html, re.S).group(1)
+    assert html_lib.unescape(code) == term
+    text = " ".join(html_blocks(html, drop_records=False)[0])
+    assert "Run on June 3, 2021: 1,234 results." in text
+    assert "Records saved for this topic: 14." in text
+    assert "Excluded: 3. Reasons: animal study: 1; not about massage therapy: 2." in text
+    assert "Levels are provisional" in text and "study design only" in text
+
+
+def test_fill_in_parts_diary_questions_and_letter(html):
+    text = " ".join(html_blocks(html, drop_records=False)[0])
+    assert html.count('class="box"') == 11  # 0 to 10
+    for words in (
+        "Pain on average (0-10)",
+        "enjoying life (0-10)",
+        "daily tasks (0-10)",
+        "How often",
+        "What set it off",
+        "What I tried",
+        "What is my main problem?",
+        "What do I need to do?",
+        "Why is it important to do this?",
+        "Is massage safe for me?",
+        "Would a referral to a licensed massage therapist help?",
+        "Can you document medical necessity for my insurer?",
+        "M54.50, M54.51, M54.59",
+        "97124, 97140",
+        "minutes per visit, visits per week, and number of weeks",
+        "signature",
+        "upkeep or general wellness",
+    ):
+        assert words in text, words
+
+
+def test_markdown_and_html_come_from_the_same_model(ten):
+    context = make_context()
+    md = render("md", ten, context).decode("utf-8")
+    model = build_handout(ten, context)
+    for message in model["key_messages"]:
+        assert message["lead"] in md
+    for row in model["studies"]:
+        assert md_escape(row["citation"]) in md
+    assert context["search"]["term"] in md  # inside a code fence, verbatim
+    assert model["disclaimer"] in md
+
+
+def test_html_shows_a_synthetic_script_title_as_text():
+    record = synthetic_record()
+    html = render("html", [record], make_context()).decode("utf-8")
+    blocks, tags = html_blocks(html, drop_records=False)
+    assert "script" not in tags
+    ours = render("html", real_records("23121403"), make_context()).decode("utf-8")
+    assert tags.count("b") == html_blocks(ours, drop_records=False)[1].count("b")
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;b&gt;x&lt;/b&gt;" in html
+    assert any(SYNTHETIC_TITLE in b for b in blocks)
+
+
+def test_markdown_escapes_record_text():
+    title = "SYNTHETIC *bold* _it_ [link](http://127.0.0.1/) <b>x</b> | `c`"
+    record = synthetic_record(title=title)
+    md = render("md", [record], make_context()).decode("utf-8")
+    assert (
+        "SYNTHETIC \\*bold\\* \\_it\\_ \\[link\\](http://127.0.0.1/) "
+        "\\<b\\>x\\</b\\> \\| \\`c\\`"
+    ) in md
+    assert "<b>x</b>" not in md
+
+
+def test_markdown_escape_neutralises_block_markers_and_fences():
+    assert md_escape("# SYNTHETIC heading") == "\\# SYNTHETIC heading"
+    assert md_escape("1. SYNTHETIC list") == "\\1. SYNTHETIC list"
+    assert md_escape("- SYNTHETIC\nitem") == "\\- SYNTHETIC item"
+    context = make_context(search={"term": "massage[tiab] ``` SYNTHETIC", "run_at": None})
+    md = render("md", [], context).decode("utf-8")
+    assert "````text\nmassage[tiab] ``` SYNTHETIC\n````" in md
+
+
+def test_empty_selection_still_renders_a_useful_handout():
+    html = render("html", [], make_context(search={})).decode("utf-8")
+    text = " ".join(html_blocks(html, drop_records=False)[0])
+    assert "We found no studies to show" in text
+    assert "The date of the search was not recorded." in text
+    assert "The search words were not recorded." in text
+
+
+def test_reading_level_of_our_own_prose_is_grade_8_or_below(html):
+    import textstat
+
+    prose = our_prose(html)
+    # Sanity: the record-derived parts are really gone, and our prose is really there.
+    assert "myofascial" not in prose and "Chen Z" not in prose and "[tiab]" not in prose
+    assert "What is my main problem?" in prose and "not medical advice" in prose
+    assert textstat.lexicon_count(prose) > 250
+    fk = textstat.flesch_kincaid_grade(prose)
+    smog = textstat.smog_index(prose)
+    cli = textstat.coleman_liau_index(prose)
+    print(f"reading grade: Flesch-Kincaid {fk}, SMOG {smog}, Coleman-Liau {cli}")
+    assert fk <= 8, (fk, prose)
+    assert smog <= 8, (smog, prose)
+    assert cli <= 8, (cli, prose)
+
+
+def test_reading_level_check_would_catch_hard_prose(html):
+    import textstat
+
+    # The same check on the whole page, quotations and citations included, fails: the
+    # measure above is not too lax to notice hard text.
+    everything = " ".join(html_blocks(html, drop_records=False)[0])
+    assert textstat.flesch_kincaid_grade(everything) > 8
+
+
+def test_export_package_keeps_to_its_layer():
+    allowed = {"evidence.errors", "evidence.grading", "evidence.export", "jinja2"}
+    banned = {"evidence.store", "evidence.cli", "click", "sqlite_utils", "requests"}
+    package = Path(evidence.export.__file__).parent
+    for path in package.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                assert not any(name == b or name.startswith(b + ".") for b in banned), (path, name)
+                top = name.split(".")[0]
+                assert (
+                    name in allowed
+                    or name.startswith("evidence.export")
+                    or top in ("weasyprint", "__future__")
+                    or top in _stdlib()
+                ), (path, name)
+
+
+def test_weasyprint_is_imported_only_inside_the_pdf_function():
+    package = Path(evidence.export.__file__).parent
+    for path in package.glob("*.py"):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+                assert not any(n.startswith("weasyprint") for n in names), path
+
+
+def _stdlib() -> set[str]:
+    import sys
+
+    return set(sys.stdlib_module_names)
+
+
+def test_records_are_not_changed_by_rendering(ten):
+    before = copy.deepcopy(ten)
+    render("html", ten, make_context())
+    render("md", ten, make_context())
+    assert ten == before
