@@ -479,6 +479,36 @@ def status(db, as_json):
                        f"{run.get('hits') if run.get('hits') is not None else '-'} hits")
 
 
+@cli.command()
+@click.argument("slug")
+@click.option("--by", type=click.Choice(["decade", "year"]), default="decade", show_default=True)
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV on stdout (for a spreadsheet).")
+@db_option
+@queries_option
+@json_option
+def summary(slug, by, as_csv, db, queries_dir, as_json):
+    """Count a condition's studies by evidence level and publication decade or year.
+
+    \b
+    Example:
+      evidence summary low-back-pain
+      evidence summary low-back-pain --by year --csv > counts.csv
+    """
+    from evidence import curation
+
+    condition = get_condition(slug, queries_dir)
+    table = curation.level_year_table(open_store(db, readonly=True), condition, by=by)
+    if table.empty:
+        _err(f"No cached studies for {slug}. Run 'evidence fetch {slug}' first.")
+        return
+    if as_json:
+        _emit_json({kind: {str(k): int(v) for k, v in row.items()} for kind, row in table.iterrows()})
+    elif as_csv:
+        click.echo(table.to_csv(), nl=False)
+    else:
+        click.echo(table.to_string())
+
+
 # -- curation -----------------------------------------------------------------------------
 
 
@@ -638,6 +668,91 @@ def export(slug, fmt, output, force, max_records, db, queries_dir):
     counts = facts["counts"]
     _err(f"Wrote {target}: {counts['included']} studies ({facts['selection']} selection), "
          f"{counts['excluded']} left out.")
+
+
+# -- doctor -------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--offline", is_flag=True, help="Skip the check that the E-utilities URL answers.")
+@db_option
+@json_option
+def doctor(offline, db, as_json):
+    """Check the database, the settings and the E-utilities connection; say what to fix.
+
+    \b
+    Example:
+      evidence doctor
+      evidence doctor --offline --json
+    """
+    checks = _doctor_checks(db, offline)
+    if as_json:
+        _emit_json(checks)
+    else:
+        for check in checks:
+            mark = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}[check["status"]]
+            click.echo(f"[{mark}] {check['name']}: {check['detail']}")
+    if any(c["status"] == "fail" for c in checks):
+        sys.exit(1)
+
+
+def _doctor_checks(db, offline: bool) -> list[dict]:
+    from evidence import entrez
+    from evidence.store import SCHEMA_VERSION
+
+    checks = []
+
+    def add(name, status, detail):
+        checks.append({"name": name, "status": status, "detail": detail})
+
+    path = config.db_path(str(db) if db else None)
+    if not path.exists():
+        add("database", "warn", f"{path} does not exist yet; 'evidence fetch' or 'evidence import' creates it.")
+    else:
+        try:
+            store = open_store(db, readonly=True)
+            result = store.integrity_check()
+            version = store.schema_version
+            if result != "ok":
+                add("database", "fail", f"{path}: integrity check failed ({result}). Restore a backup or move it aside.")
+            elif version != SCHEMA_VERSION:
+                add("database", "warn", f"{path}: schema {version}, this evidence uses {SCHEMA_VERSION}; "
+                    "any write command migrates it.")
+            else:
+                totals = store.totals()
+                add("database", "ok", f"{path}: integrity ok, schema {version}, {totals['records']} records, "
+                    f"{path.stat().st_size / 1e6:.1f} MB.")
+        except EvidenceError as exc:
+            add("database", "fail", str(exc))
+    try:
+        email = config.email(required=False)
+        if email:
+            add("email", "ok", f"NCBI_EMAIL is {email}.")
+        else:
+            add("email", "fail", "No email for NCBI: pass --email to fetch, or set NCBI_EMAIL.")
+    except EvidenceError as exc:
+        email = None
+        add("email", "fail", str(exc))
+    key = config.api_key()
+    add("api key", "ok" if key else "warn",
+        "NCBI_API_KEY is set (not shown): up to 10 requests a second." if key
+        else "NCBI_API_KEY is not set: up to 3 requests a second. Get a free key in your NCBI account settings.")
+    try:
+        url = config.eutils_url()
+    except EvidenceError as exc:
+        add("e-utilities", "fail", str(exc))
+        return checks
+    if offline:
+        add("e-utilities", "warn", f"{url}: not checked (--offline).")
+        return checks
+    client = entrez.Client(url, email or "doctor@invalid.example", key, config.TOOL_NAME,
+                           max_retries=0, timeout=(5.0, 15.0))
+    try:
+        client.esearch("massage", retmax=0)
+        add("e-utilities", "ok", f"{url} answers.")
+    except EvidenceError as exc:
+        add("e-utilities", "fail", f"{url} does not answer: {exc}")
+    return checks
 
 
 def main() -> None:

@@ -99,3 +99,31 @@ def export_context(store, condition: Condition, counts_and_selection: dict) -> d
         "generated_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
         "tool_version": __version__,
     }
+
+
+def level_year_table(store, condition: Condition, *, by: str = "decade"):
+    """A pandas table: studies by provisional level (rows) and publication year or decade.
+
+    Retracted studies are a row of their own, so the table accounts for every cached study.
+    """
+    import pandas as pd
+
+    rows = store.condition_records(
+        condition.slug, include_retracted=True, columns="r.pmid, r.year, r.level, r.level_label, r.retracted, r.flags"
+    )
+    if not rows:
+        return pd.DataFrame()
+    frame = pd.DataFrame(rows)
+    frame["kind"] = [
+        "Retracted" if r["retracted"] else (f"{r['level']} {r['level_label']}" if r["level"] else r["level_label"])
+        for r in rows
+    ]
+    years = frame["year"].astype("Int64")
+    if by == "decade":
+        frame["when"] = (years // 10 * 10).astype("string").fillna("no year").str.replace(r"^(\d+)$", r"\1s", regex=True)
+    else:
+        frame["when"] = years.astype("string").fillna("no year")
+    table = pd.crosstab(frame["kind"], frame["when"], margins=True, margins_name="Total")
+    table.index.name = "Provisional level"
+    table.columns.name = "Decade" if by == "decade" else "Year"
+    return table

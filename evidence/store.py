@@ -100,8 +100,6 @@ class Store:
     """The SQLite cache. Opening it creates and migrates the schema."""
 
     def __init__(self, path: Path | str, *, readonly: bool = False):
-        import sqlite_utils
-
         self.path = Path(path)
         if not readonly:
             try:
@@ -118,7 +116,8 @@ class Store:
                 str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
             )
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self.db = sqlite_utils.Database(conn)
+            self.conn = conn
+            self._db = None
             self._migrate(readonly)
         except sqlite3.DatabaseError as exc:
             raise self._open_error(exc) from None
@@ -142,11 +141,24 @@ class Store:
             )
         return StoreError(f"Database error in {self.path}: {text}.")
 
+    @property
+    def db(self):
+        """The same connection as a sqlite-utils Database, for migrations and inspection.
+
+        Imported on first use only: sqlite-utils imports pandas when it is installed, which
+        costs ~0.4 s, and reading commands (list, search, status) must start fast.
+        """
+        if self._db is None:
+            import sqlite_utils
+
+            self._db = sqlite_utils.Database(self.conn)
+        return self._db
+
     # -- schema ---------------------------------------------------------------------------
 
     @property
     def schema_version(self) -> int:
-        return self.db.execute("PRAGMA user_version").fetchone()[0]
+        return self.conn.execute("PRAGMA user_version").fetchone()[0]
 
     def _migrate(self, readonly: bool) -> None:
         version = self.schema_version
@@ -159,12 +171,12 @@ class Store:
             return
         # WAL lets readers (list, status) run while a fetch writes, and makes two writers
         # queue on the busy timeout instead of failing.
-        self.db.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("PRAGMA journal_mode = WAL")
         # sqlite-utils commits inside enable_fts (executescript), so a migration cannot be one
         # transaction: each step is idempotent instead, and user_version is set only at the end.
         if version < 1:
             self._migration_1()
-        self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _migration_1(self) -> None:
         columns = {"pmid": str}
@@ -216,7 +228,7 @@ class Store:
 
     def execute(self, sql: str, params: Iterable = ()) -> sqlite3.Cursor:
         try:
-            return self.db.execute(sql, tuple(params))
+            return self.conn.execute(sql, tuple(params))
         except sqlite3.OperationalError as exc:
             raise self._open_error(exc) from None
 
@@ -259,12 +271,12 @@ class Store:
                 else:
                     touched.append((stamp, source, pmid))
                 existing[pmid] = row[-1]  # a PMID twice in one batch counts once
-            self.db.conn.executemany(
+            self.conn.executemany(
                 f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}) VALUES ({placeholders}) "
                 f"ON CONFLICT(pmid) DO UPDATE SET {assignments}",
                 changed,
             )
-            self.db.conn.executemany(
+            self.conn.executemany(
                 "UPDATE records SET fetched_at = ?, source = ? WHERE pmid = ?", touched
             )
             if condition:
@@ -272,13 +284,13 @@ class Store:
         return new, updated
 
     def _link(self, condition: str, pmids: list[str], run_id: int | None, stamp: str) -> int:
-        before = self.db.conn.total_changes
-        self.db.conn.executemany(
+        before = self.conn.total_changes
+        self.conn.executemany(
             "INSERT INTO condition_records (condition, pmid, first_run, last_run, added_at) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT(condition, pmid) DO UPDATE SET last_run = excluded.last_run",
             [(condition, p, run_id, run_id, stamp) for p in pmids],
         )
-        return self.db.conn.total_changes - before
+        return self.conn.total_changes - before
 
     def link(self, condition: str, pmids: list[str], run_id: int | None = None) -> int:
         """Link cached PMIDs to a condition (no fetch needed). Returns rows touched."""
@@ -295,14 +307,14 @@ class Store:
         with self.transaction():
             cached = len(self._select_in("SELECT pmid FROM records", pmids))
             stamp = now()
-            self.db.conn.executemany(
+            self.conn.executemany(
                 "INSERT OR REPLACE INTO deleted_pmids (pmid, deleted_at, source) VALUES (?, ?, ?)",
                 [(p, stamp, source) for p in pmids],
             )
             for chunk in _chunks(pmids, 500):
                 marks = ", ".join("?" * len(chunk))
-                self.db.execute(f"DELETE FROM records WHERE pmid IN ({marks})", chunk)
-                self.db.execute(f"DELETE FROM condition_records WHERE pmid IN ({marks})", chunk)
+                self.conn.execute(f"DELETE FROM records WHERE pmid IN ({marks})", chunk)
+                self.conn.execute(f"DELETE FROM condition_records WHERE pmid IN ({marks})", chunk)
         return cached
 
     def _select_in(self, sql: str, pmids: list[str]) -> list[tuple]:
@@ -311,7 +323,7 @@ class Store:
         # Old SQLite builds cap bound parameters at 999; stay below it.
         for chunk in _chunks(pmids, 900):
             marks = ", ".join("?" * len(chunk))
-            out += self.db.execute(f"{sql} WHERE pmid IN ({marks})", chunk).fetchall()
+            out += self.conn.execute(f"{sql} WHERE pmid IN ({marks})", chunk).fetchall()
         return out
 
     def cached_pmids(self, pmids: list[str]) -> set[str]:
@@ -331,7 +343,7 @@ class Store:
         for chunk in _chunks(pmids, 900):
             marks = ", ".join("?" * len(chunk))
             stale.update(
-                r[0] for r in self.db.execute(
+                r[0] for r in self.conn.execute(
                     f"SELECT pmid FROM records WHERE pmid IN ({marks}) AND "
                     "(coalesce(status, '') != 'MEDLINE' OR fetched_at < ?)",
                     [*chunk, cutoff],
@@ -341,24 +353,24 @@ class Store:
 
     def get_record(self, pmid: str) -> dict:
         """One cached record, or NotCachedError."""
-        row = self.db.execute("SELECT * FROM records WHERE pmid = ?", [pmid]).fetchone()
+        row = self.conn.execute("SELECT * FROM records WHERE pmid = ?", [pmid]).fetchone()
         if row is None:
             raise NotCachedError(
                 f"PMID {pmid} is not in the database {self.path}: fetch its condition or import it first."
             )
-        cols = [d[0] for d in self.db.execute("SELECT * FROM records LIMIT 0").description]
+        cols = [d[0] for d in self.conn.execute("SELECT * FROM records LIMIT 0").description]
         record = row_to_record(dict(zip(cols, row)))
-        note = self.db.execute("SELECT text FROM notes WHERE pmid = ?", [pmid]).fetchone()
+        note = self.conn.execute("SELECT text FROM notes WHERE pmid = ?", [pmid]).fetchone()
         record["note"] = note[0] if note else None
         record["conditions"] = [
-            r[0] for r in self.db.execute(
+            r[0] for r in self.conn.execute(
                 "SELECT condition FROM condition_records WHERE pmid = ? ORDER BY condition", [pmid]
             )
         ]
         return record
 
     def iter_records(self, sql_where: str = "", params: Iterable = ()) -> Iterator[dict]:
-        cursor = self.db.execute(f"SELECT * FROM records {sql_where}", tuple(params))
+        cursor = self.conn.execute(f"SELECT * FROM records {sql_where}", tuple(params))
         cols = [d[0] for d in cursor.description]
         for row in cursor:
             yield row_to_record(dict(zip(cols, row)))
@@ -396,12 +408,12 @@ class Store:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        cursor = self.db.execute(sql, params)
+        cursor = self.conn.execute(sql, params)
         cols = [d[0] for d in cursor.description]
         return [row_to_record(dict(zip(cols, row))) for row in cursor]
 
     def count_condition(self, condition: str) -> int:
-        return self.db.execute(
+        return self.conn.execute(
             "SELECT count(*) FROM condition_records WHERE condition = ?", [condition]
         ).fetchone()[0]
 
@@ -416,7 +428,7 @@ class Store:
         if not updates:
             return
         with self.transaction():
-            self.db.conn.executemany(
+            self.conn.executemany(
                 "UPDATE records SET flags = ? WHERE pmid = ?",
                 [(json.dumps(flags), pmid) for pmid, flags in updates.items()],
             )
@@ -437,7 +449,7 @@ class Store:
         )
         params.append(limit)
         try:
-            cursor = self.db.execute(sql, params)
+            cursor = self.conn.execute(sql, params)
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) and "busy" not in str(exc):
                 raise StoreError(
@@ -453,7 +465,7 @@ class Store:
     def start_run(self, condition: str | None, kind: str, **fields) -> int:
         """Record the start of a fetch or import; returns its id."""
         with self.transaction():
-            cursor = self.db.execute(
+            cursor = self.conn.execute(
                 "INSERT INTO runs (condition, kind, term, source, started_at, outcome, pid) "
                 "VALUES (?, ?, ?, ?, ?, 'running', ?)",
                 [condition, kind, fields.get("term"), fields.get("source"), now(), os.getpid()],
@@ -473,7 +485,7 @@ class Store:
             return
         sets = ", ".join(f"{k} = ?" for k in fields)
         with self.transaction():
-            self.db.execute(f"UPDATE runs SET {sets} WHERE id = ?", [*fields.values(), run_id])
+            self.conn.execute(f"UPDATE runs SET {sets} WHERE id = ?", [*fields.values(), run_id])
 
     def finish_run(self, run_id: int, outcome: str, **fields) -> None:
         self.update_run(run_id, outcome=outcome, finished_at=now(), **fields)
@@ -486,7 +498,7 @@ class Store:
             params.append(condition)
         sql += " ORDER BY id DESC LIMIT ?"
         params.append(limit)
-        cursor = self.db.execute(sql, params)
+        cursor = self.conn.execute(sql, params)
         cols = [d[0] for d in cursor.description]
         rows = [dict(zip(cols, r)) for r in cursor]
         for row in rows:
@@ -496,7 +508,7 @@ class Store:
 
     def last_search(self, condition: str) -> dict | None:
         """The last finished fetch of a condition (its term, date and hits), if any."""
-        cursor = self.db.execute(
+        cursor = self.conn.execute(
             "SELECT * FROM runs WHERE condition = ? AND kind = 'fetch' AND hits IS NOT NULL "
             "ORDER BY id DESC LIMIT 1",
             [condition],
@@ -517,12 +529,12 @@ class Store:
         stamp = now()
         with self.transaction():
             self._link(condition, pmids, None, stamp)
-            self.db.conn.executemany(
+            self.conn.executemany(
                 "INSERT OR REPLACE INTO decisions (condition, pmid, decision, reason, decided_at) "
                 "VALUES (?, ?, ?, ?, ?)",
                 [(condition, p, decision, reason, stamp) for p in pmids],
             )
-            self.db.conn.executemany(
+            self.conn.executemany(
                 "INSERT INTO decision_log (condition, pmid, action, reason, at) VALUES (?, ?, ?, ?, ?)",
                 [(condition, p, decision, reason, stamp) for p in pmids],
             )
@@ -532,23 +544,23 @@ class Store:
         stamp = now()
         with self.transaction():
             if pmids is None:
-                pmids = [r[0] for r in self.db.execute(
+                pmids = [r[0] for r in self.conn.execute(
                     "SELECT pmid FROM decisions WHERE condition = ?", [condition])]
             removed = 0
             for pmid in pmids:
-                cursor = self.db.execute(
+                cursor = self.conn.execute(
                     "DELETE FROM decisions WHERE condition = ? AND pmid = ?", [condition, pmid]
                 )
                 if cursor.rowcount:
                     removed += 1
-                    self.db.execute(
+                    self.conn.execute(
                         "INSERT INTO decision_log (condition, pmid, action, reason, at) "
                         "VALUES (?, ?, 'undo', NULL, ?)", [condition, pmid, stamp],
                     )
         return removed
 
     def decisions(self, condition: str) -> list[dict]:
-        cursor = self.db.execute(
+        cursor = self.conn.execute(
             "SELECT d.*, r.title, r.year, r.level_label FROM decisions d "
             "LEFT JOIN records r ON r.pmid = d.pmid WHERE d.condition = ? "
             "ORDER BY d.decision, d.decided_at, d.pmid",
@@ -558,7 +570,7 @@ class Store:
         return [dict(zip(cols, r)) for r in cursor]
 
     def decision_history(self, condition: str) -> list[dict]:
-        cursor = self.db.execute(
+        cursor = self.conn.execute(
             "SELECT * FROM decision_log WHERE condition = ? ORDER BY id", [condition]
         )
         cols = [d[0] for d in cursor.description]
@@ -569,18 +581,18 @@ class Store:
             raise NotCachedError(f"PMID {pmid} is not in the database: fetch or import it first.")
         with self.transaction():
             if text:
-                self.db.execute(
+                self.conn.execute(
                     "INSERT OR REPLACE INTO notes (pmid, text, updated_at) VALUES (?, ?, ?)",
                     [pmid, text, now()],
                 )
             else:
-                self.db.execute("DELETE FROM notes WHERE pmid = ?", [pmid])
+                self.conn.execute("DELETE FROM notes WHERE pmid = ?", [pmid])
 
     # -- status ---------------------------------------------------------------------------
 
     def conditions_summary(self) -> list[dict]:
         """Per linked condition: records cached, counts by level, retracted, stale."""
-        cursor = self.db.execute(
+        cursor = self.conn.execute(
             "SELECT cr.condition, count(*) AS records, "
             "sum(r.retracted) AS retracted, "
             "sum(CASE WHEN coalesce(r.status, '') != 'MEDLINE' THEN 1 ELSE 0 END) AS not_indexed, "
@@ -590,7 +602,7 @@ class Store:
         )
         cols = [d[0] for d in cursor.description]
         out = {r[0]: dict(zip(cols, r)) for r in cursor}
-        cursor = self.db.execute(
+        cursor = self.conn.execute(
             "SELECT cr.condition, r.level, count(*) FROM condition_records cr "
             "JOIN records r ON r.pmid = cr.pmid WHERE r.retracted = 0 GROUP BY cr.condition, r.level"
         )
@@ -600,16 +612,16 @@ class Store:
 
     def totals(self) -> dict:
         return {
-            "records": self.db.execute("SELECT count(*) FROM records").fetchone()[0],
-            "runs": self.db.execute("SELECT count(*) FROM runs").fetchone()[0],
-            "deleted": self.db.execute("SELECT count(*) FROM deleted_pmids").fetchone()[0],
+            "records": self.conn.execute("SELECT count(*) FROM records").fetchone()[0],
+            "runs": self.conn.execute("SELECT count(*) FROM runs").fetchone()[0],
+            "deleted": self.conn.execute("SELECT count(*) FROM deleted_pmids").fetchone()[0],
         }
 
     def integrity_check(self) -> str:
-        return self.db.execute("PRAGMA integrity_check").fetchone()[0]
+        return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
 
     def close(self) -> None:
-        self.db.conn.close()
+        self.conn.close()
 
 
 class _Transaction:
@@ -618,7 +630,7 @@ class _Transaction:
         self.outer = False
 
     def __enter__(self):
-        conn = self.store.db.conn
+        conn = self.store.conn
         if conn.in_transaction:  # nested: the outer one commits
             return self
         self.outer = True
@@ -631,7 +643,7 @@ class _Transaction:
     def __exit__(self, exc_type, exc, tb):
         if not self.outer:
             return False
-        conn = self.store.db.conn
+        conn = self.store.conn
         if exc_type is None:
             try:
                 conn.execute("COMMIT")

@@ -215,3 +215,18 @@ def test_locked_database_waits_then_reports(tmp_path, monkeypatch):
     finally:
         blocker.execute("ROLLBACK")
     assert first.save_records([synthetic(1)], source="test") == (1, 0)
+
+
+def test_reading_commands_do_not_import_sqlite_utils(tmp_path):
+    """sqlite-utils imports pandas (~0.4 s): list, search and status must not pay for it."""
+    import subprocess
+    import sys
+
+    Store(tmp_path / "cache.db").save_records([synthetic(1)], source="test", condition="c")
+    code = (
+        "import sys; from evidence.store import Store; "
+        f"s = Store({str(tmp_path / 'cache.db')!r}, readonly=True); s.condition_records('c'); s.search('shiatsu'); "
+        "s.conditions_summary(); print('sqlite_utils' in sys.modules, 'pandas' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

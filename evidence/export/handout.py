@@ -14,6 +14,7 @@ handout never gives advice or claims a benefit in its own words.
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from datetime import datetime
 from pathlib import Path
@@ -489,4 +490,14 @@ def render_pdf(records: list[dict], context: dict) -> bytes:
     except ImportError as err:  # pragma: no cover - weasyprint is a hard dependency
         raise ExportError("PDF export needs WeasyPrint: pip install weasyprint.") from err
     html = render_html(records, context)
-    return weasyprint.HTML(string=html, base_url=str(TEMPLATES)).write_pdf()
+    # WeasyPrint logs font-subsetting notices as warnings; they say nothing to a patient, and
+    # stderr is where our own warnings go.
+    quiet = logging.getLogger("weasyprint"), logging.getLogger("fontTools")
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(logging.ERROR)
+    try:
+        return weasyprint.HTML(string=html, base_url=str(TEMPLATES)).write_pdf()
+    finally:
+        for logger, level in zip(quiet, levels):
+            logger.setLevel(level)
