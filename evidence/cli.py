@@ -274,14 +274,15 @@ def import_(files, slug, db, queries_dir, as_json):
             )
 
         summary = pipeline.import_file(store, path, condition=slug, progress=progress)
+        elapsed = time.monotonic() - started
         if summary.found:
             click.echo("", err=True)
         summaries.append(summary)
-        rate = summary.found / summary.seconds if summary.seconds else 0
+        rate = summary.found / elapsed if elapsed else 0
         linked = f", linked to {slug}" if slug else ""
         _err(
             f"{path}: {summary.found} records ({summary.new} new, {summary.updated} updated, "
-            f"{summary.deleted} deleted){linked}, {summary.seconds:.1f} s, {rate:,.0f} records/s, "
+            f"{summary.deleted} deleted){linked}, {elapsed:.1f} s, {rate:,.0f} records/s, "
             f"{size / 1e6:.1f} MB"
         )
     if as_json:
@@ -401,8 +402,14 @@ def show(pmid, db, as_json):
         click.echo("Publication types: " + "; ".join(record["publication_types"]))
     if record.get("mesh_terms"):
         click.echo("MeSH: " + "; ".join(record["mesh_terms"]))
+    # PubMed lists an article's references as CommentsCorrections of type "Cites": count them,
+    # and show the entries that comment on, correct or retract this record.
+    cites = [c for c in record.get("corrections") or [] if c.get("type") == "Cites"]
     for c in record.get("corrections") or []:
-        click.echo(f"{c.get('type')}: {c.get('source') or ''} PMID {c.get('pmid') or '-'}")
+        if c.get("type") != "Cites":
+            click.echo(f"{c.get('type')}: {c.get('source') or ''} PMID {c.get('pmid') or '-'}")
+    if cites:
+        click.echo(f"References listed in PubMed: {len(cites)}")
     click.echo("")
     for section in record.get("abstract_sections") or []:
         label = section.get("label")
@@ -471,9 +478,12 @@ def status(db, as_json):
     click.echo(f"Database: {info['database']} ({info['size_bytes'] / 1e6:.1f} MB, {info['records']} records)")
     for c in conditions:
         run = c["last_run"] or {}
-        levels = ", ".join(f"L{k}: {v}" for k, v in sorted(c.get("by_level", {}).items()))
+        levels = ", ".join(
+            (f"level {k}: {v}" if k != "none" else f"no level: {v}")
+            for k, v in sorted(c.get("by_level", {}).items())
+        )
         click.echo(f"{c['condition']}: {c['records']} records ({levels}); retracted {c['retracted'] or 0}; "
-                   f"not yet indexed {c['not_indexed'] or 0}")
+                   f"stale {c['stale'] or 0} (not yet indexed {c['not_indexed'] or 0})")
         if run:
             click.echo(f"    last run {run.get('started_at')} {run.get('kind')} {run.get('outcome')}: "
                        f"{run.get('hits') if run.get('hits') is not None else '-'} hits")
