@@ -275,7 +275,11 @@ def import_(files, slug, db, queries_dir, as_json):
                 f"{nbytes / elapsed / 1e6:.1f} MB/s", err=True, nl=False,
             )
 
-        summary = pipeline.import_file(store, path, condition=slug, progress=progress)
+        try:
+            summary = pipeline.import_file(store, path, condition=slug, progress=progress)
+        except EvidenceError:
+            click.echo("", err=True)  # the error gets its own line, not the progress line's end
+            raise
         elapsed = time.monotonic() - started
         if summary.found:
             click.echo("", err=True)

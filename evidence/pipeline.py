@@ -167,11 +167,11 @@ def sniff(path: Path) -> str:
                 with gzip.open(raw) as unzipped:
                     head = unzipped.read(4096)
     except FileNotFoundError:
-        raise ParseError(f"{path}: no such file.") from None
+        raise ParseError(f"{path}: no such file; nothing imported.") from None
     except IsADirectoryError:
-        raise ParseError(f"{path}: is a folder, not a file.") from None
+        raise ParseError(f"{path}: is a folder, not a file; nothing imported.") from None
     except PermissionError:
-        raise ParseError(f"{path}: permission denied.") from None
+        raise ParseError(f"{path}: permission denied; nothing imported.") from None
     except (OSError, EOFError) as exc:
         raise ParseError(f"{path}: cannot read it as a gzip file ({exc}).") from None
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")

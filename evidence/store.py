@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -136,7 +137,7 @@ class Store:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             self.conn = conn
             self._db = None
-            self._migrate(readonly)
+            self._migrate_when_free(readonly)
         except sqlite3.DatabaseError as exc:
             raise self._open_error(exc) from None
 
@@ -178,6 +179,24 @@ class Store:
     def schema_version(self) -> int:
         return self.conn.execute("PRAGMA user_version").fetchone()[0]
 
+    def _migrate_when_free(self, readonly: bool) -> None:
+        """Migrate, waiting while another process creates or migrates the same file.
+
+        Switching a new file to WAL answers "locked" at once, without SQLite's busy wait, so
+        two first runs started together would fail; the migration is one transaction, so
+        trying again is safe.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                self._migrate(readonly)
+                return
+            except sqlite3.OperationalError as exc:
+                text = str(exc)
+                if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
     def _migrate(self, readonly: bool) -> None:
         version = self.schema_version
         if version > SCHEMA_VERSION:
@@ -188,13 +207,14 @@ class Store:
         if version == SCHEMA_VERSION or readonly:
             return
         # WAL lets readers (list, status) run while a fetch writes, and makes two writers
-        # queue on the busy timeout instead of failing.
+        # queue on the busy timeout instead of failing. It cannot change inside a transaction.
         self.conn.execute("PRAGMA journal_mode = WAL")
-        # sqlite-utils commits inside enable_fts (executescript), so a migration cannot be one
-        # transaction: each step is idempotent instead, and user_version is set only at the end.
-        if version < 1:
-            self._migration_1()
-        self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        # One transaction: a crash leaves the old schema, and a second process starting at the
+        # same moment waits, then finds the work done.
+        with self.transaction():
+            if self.schema_version < 1:
+                self._migration_1()
+            self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _migration_1(self) -> None:
         columns = {"pmid": str}
@@ -206,21 +226,24 @@ class Store:
         self.db["records"].create(columns, pk="pmid", not_null={"title"}, if_not_exists=True)
         self.db["records"].create_index(["level", "year"], if_not_exists=True)
         self.db["records"].create_index(["doi"], if_not_exists=True)
-        if not self.db["records_fts"].exists():
-            self.db["records"].enable_fts(
-                ["title", "abstract"], fts_version="FTS5", create_triggers=True,
-                tokenize="porter",
-            )
-        # sqlite-utils' update trigger re-indexes a row on ANY update; a refetch that only
-        # stamps fetched_at (most of a rerun) must not rewrite the full-text index.
-        self.conn.execute("DROP TRIGGER IF EXISTS records_au")
-        self.conn.execute(
-            'CREATE TRIGGER records_au AFTER UPDATE OF title, abstract ON records BEGIN '
-            'INSERT INTO records_fts (records_fts, rowid, title, abstract) '
-            "VALUES('delete', old.rowid, old.title, old.abstract); "
-            "INSERT INTO records_fts (rowid, title, abstract) VALUES (new.rowid, new.title, new.abstract); "
-            "END"
-        )
+        # The full-text index, written out rather than through sqlite-utils' enable_fts, which
+        # commits (executescript) and so cannot sit inside the migration's transaction. The
+        # update trigger fires only when the text changes: a refetch that stamps fetched_at
+        # must not rewrite the index.
+        for statement in (
+            "CREATE VIRTUAL TABLE records_fts USING fts5(title, abstract, content='records', "
+            "content_rowid='rowid', tokenize='porter')",
+            "CREATE TRIGGER records_ai AFTER INSERT ON records BEGIN "
+            "INSERT INTO records_fts (rowid, title, abstract) VALUES (new.rowid, new.title, new.abstract); END",
+            "CREATE TRIGGER records_ad AFTER DELETE ON records BEGIN "
+            "INSERT INTO records_fts (records_fts, rowid, title, abstract) "
+            "VALUES ('delete', old.rowid, old.title, old.abstract); END",
+            "CREATE TRIGGER records_au AFTER UPDATE OF title, abstract ON records BEGIN "
+            "INSERT INTO records_fts (records_fts, rowid, title, abstract) "
+            "VALUES ('delete', old.rowid, old.title, old.abstract); "
+            "INSERT INTO records_fts (rowid, title, abstract) VALUES (new.rowid, new.title, new.abstract); END",
+        ):
+            self.conn.execute(statement)
         self.db["runs"].create(
             {
                 "id": int, "condition": str, "kind": str, "term": str, "query_translation": str,
@@ -656,7 +679,11 @@ class Store:
         }
 
     def integrity_check(self) -> str:
-        return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
+        """SQLite's integrity check: "ok", or what is wrong (a damaged file included)."""
+        try:
+            return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            return str(exc)
 
     def close(self) -> None:
         self.conn.close()
