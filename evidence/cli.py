@@ -137,7 +137,7 @@ def conditions(queries_dir, as_json):
 @click.argument("slug")
 @queries_option
 def query(slug, queries_dir):
-    """Print the PubMed search term for a condition, to paste into PubMed.
+    """Print a condition's PubMed search term, to paste into PubMed.
 
     \b
     Example:
@@ -244,7 +244,7 @@ class _progress_bar:
 @queries_option
 @json_option
 def import_(files, slug, db, queries_dir, as_json):
-    """Load PubMed XML (.xml, .xml.gz) or MEDLINE (.nbib, .txt) files into the database.
+    """Load PubMed XML or MEDLINE (.nbib) files into the database.
 
     Takes efetch answers, NLM baseline/update files (their deleted PMIDs are removed) and
     what PubMed's "Send to: Citation manager" saves.
@@ -325,7 +325,7 @@ def contract(record: dict) -> dict:
 @queries_option
 @json_option
 def list_(slug, levels, since, limit, include_retracted, as_csv, db, queries_dir, as_json):
-    """List a condition's cached studies, strongest evidence first, then newest.
+    """List a condition's studies, strongest evidence first.
 
     \b
     Example:
@@ -383,7 +383,7 @@ def _cut(text: str, width: int) -> str:
 @db_option
 @json_option
 def show(pmid, db, as_json):
-    """Show one cached study in full: citation, abstract, level, flags, corrections.
+    """Show one cached study in full.
 
     \b
     Example:
@@ -439,7 +439,7 @@ def _check_pmid(pmid: str) -> None:
 @db_option
 @json_option
 def search(text, slug, limit, db, as_json):
-    """Full-text search of cached titles and abstracts, best match first.
+    """Search cached titles and abstracts, best match first.
 
     \b
     Example:
@@ -461,7 +461,7 @@ def search(text, slug, limit, db, as_json):
 @db_option
 @json_option
 def status(db, as_json):
-    """Per condition: last run, records cached, counts by level, retracted and stale.
+    """Show each condition's last run and counts, and the database.
 
     \b
     Example:
@@ -503,7 +503,7 @@ def status(db, as_json):
 @queries_option
 @json_option
 def summary(slug, by, as_csv, db, queries_dir, as_json):
-    """Count a condition's studies by evidence level and publication decade or year.
+    """Count a condition's studies by level and decade or year.
 
     \b
     Example:
@@ -575,7 +575,7 @@ def _decide(slug, pmids, decision, reason, db, queries_dir):
 @db_option
 @queries_option
 def undo(slug, pmids, all_, db, queries_dir):
-    """Forget include/exclude decisions, so the default selection applies again.
+    """Forget include/exclude decisions.
 
     \b
     Example:
@@ -649,7 +649,7 @@ def note(pmid, text, db):
 @db_option
 @queries_option
 def export(slug, fmt, output, force, max_records, db, queries_dir):
-    """Export a condition's chosen studies: a handout, or a file for a reference manager.
+    """Export a handout (pdf, html, md) or a citation file.
 
     \b
     Example:
@@ -694,7 +694,7 @@ def export(slug, fmt, output, force, max_records, db, queries_dir):
 @db_option
 @json_option
 def doctor(offline, db, as_json):
-    """Check the database, the settings and the E-utilities connection; say what to fix.
+    """Check the database, the settings and the NCBI connection.
 
     \b
     Example:
