@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -244,3 +245,39 @@ def test_real_pacing_at_the_server(condition, store):
         assert summary.requests == 6
         assert server.peak_rate(1.0) <= 3
         assert not [r for r in server.log if r.get("status") == 429]
+
+
+def test_ctrl_c_during_fetch_exits_130_keeps_batches_and_rerun_completes(tmp_path, condition, monkeypatch):
+    """SIGINT (Ctrl-C) mid-fetch: a one-line message, exit 130, the run marked interrupted."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    articles = synthetic_articles(1200)  # three efetch batches of 500, 500, 200
+    with EutilsStub(articles) as server:
+        server.add_search(TERM, list(articles))
+        # the third efetch hangs long enough to be interrupted
+        server.faults += [("efetch", "delay", 0), ("efetch", "delay", 0), ("efetch", "delay", 30)]
+        env = dict(os.environ, EVIDENCE_EUTILS_URL=server.url,
+                   EVIDENCE_DRILL_CLIENT='{"rate": 50, "backoff": 0.01, "timeout": [5, 60]}')
+        drill = Path(__file__).resolve().parent / "drill_cli.py"
+        process = subprocess.Popen([sys.executable, str(drill), "fetch", "test-massage"], env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 20
+        while len(server.requests_to("efetch")) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=20)
+        assert process.returncode == 130, err
+        assert "Interrupted" in err and "Traceback" not in err
+        store = Store(tmp_path / "evidence.db")
+        assert store.runs("test-massage")[0]["outcome"] == "interrupted"
+        kept = store.count_condition("test-massage")
+        assert kept == 1000
+        server.faults.clear()
+        summary = pipeline.fetch_condition(store, client_for(server), condition)
+        assert summary.new == 200
+        assert store.count_condition("test-massage") == 1200
