@@ -173,7 +173,7 @@ class Client:
         first = self.esearch(term)
         count = first["count"]
         if count <= ESEARCH_CAP:
-            pmids = _sorted_unique(first["ids"])
+            pmids = _sorted_unique(self._rest_of_pages(term, first, {}))
             if len(pmids) != count:
                 self._log(
                     f"Warning: PubMed counted {count:,} records but returned {len(pmids):,} PMIDs."
@@ -434,10 +434,11 @@ class Client:
         slices: list[tuple[str, str, int]],
     ) -> None:
         mindate, maxdate = f"{lo:%Y/%m/%d}", f"{hi:%Y/%m/%d}"
-        page = self.esearch(term, datetype=datetype, mindate=mindate, maxdate=maxdate)
-        ids.update(page["ids"])
+        window = {"datetype": datetype, "mindate": mindate, "maxdate": maxdate}
+        page = self.esearch(term, **window)
         count = page["count"]
         if count <= ESEARCH_CAP:
+            ids.update(self._rest_of_pages(term, page, window))
             if count:
                 slices.append((mindate, maxdate, count))
             return
@@ -449,6 +450,18 @@ class Client:
             )
         for a, b in halves:
             self._collect_slice(term, datetype, a, b, ids, slices)
+
+    def _rest_of_pages(self, term: str, first: dict, params: dict) -> list[str]:
+        """All ids of a search under the cap: a server that returns fewer than asked (a
+        mirror or proxy with a smaller retmax) is paged with retstart, never cut short."""
+        ids = list(first["ids"])
+        count = first["count"]
+        while len(ids) < count:
+            page = self.esearch(term, retstart=len(ids), **params)
+            if not page["ids"]:
+                break  # the count drifted while paging: the caller's check reports it
+            ids += page["ids"]
+        return ids
 
     def _scrub(self, text: str) -> str:
         """Remove the API key from text headed for an exception or a log (belt and braces)."""

@@ -170,6 +170,8 @@ class EutilsStub:
         self.faults: list = []
         self.log: list[dict] = []
         self.enforce_rate = enforce_rate
+        # A server that returns fewer ids per page than asked (a mirror or proxy might).
+        self.retmax_limit = CAP
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -253,7 +255,7 @@ class EutilsStub:
         if not term.strip():
             return 200, _esearch_error("Empty term and query_key - nothing todo")
         retstart = _to_int(params.get("retstart"), 0)
-        retmax = min(_to_int(params.get("retmax"), 20), CAP)
+        retmax = min(_to_int(params.get("retmax"), 20), CAP, self.retmax_limit)
         if retstart > CAP - 1:
             return 200, _esearch_error(RETSTART_ERROR)
         pmids, dates, translation = self.searches.get(term, ([], {}, None))

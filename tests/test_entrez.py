@@ -585,3 +585,15 @@ def test_entrez_imports_only_errors_requests_and_the_stdlib():
             names.add(node.module)
     outside = {n for n in names if n.split(".")[0] not in sys.stdlib_module_names}
     assert outside == {"requests", "requests.adapters", "evidence.errors"}
+
+
+def test_a_server_returning_short_pages_is_paged_not_truncated():
+    ids = [str(99_000_000 + i) for i in range(25)]
+    with EutilsStub() as stub:
+        stub.retmax_limit = 7
+        stub.add_search("short pages", ids)
+        client = Client(stub.url, "tests@example.org", rate=200.0)
+        result = client.search_all("short pages")
+    assert sorted(result.pmids) == sorted(ids)
+    assert result.count == 25
+    assert client.requests_sent == 4  # 7 + 7 + 7 + 4
