@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,8 +44,15 @@ def db_path(option: str | None = None) -> Path:
 
 
 def builtin_queries_dir() -> Path:
-    """The `queries/` folder shipped with the program."""
-    return CHECKOUT / "queries"
+    """The `queries/` folder shipped with the program.
+
+    In a checkout (pip install -e .) it is the repository's `queries/`; a regular install
+    puts the same files under `<prefix>/share/evidence/queries` (setup.cfg, data_files).
+    """
+    here = CHECKOUT / "queries"
+    if here.is_dir():
+        return here
+    return Path(sys.prefix) / "share" / "evidence" / "queries"
 
 
 def pace_file() -> Path:
