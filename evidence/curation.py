@@ -51,13 +51,19 @@ def select(store, condition: Condition, *, max_records: int | None = DEFAULT_MAX
     Every record linked to the condition is either included or excluded with a reason, so
     found = included + excluded (a PRISMA-style count).
     """
-    records = store.condition_records(condition.slug, include_retracted=True)
+    # Decide on the light columns of every linked record (a condition may hold tens of
+    # thousands), then read in full only the records the export shows.
+    records = store.condition_records(
+        condition.slug, include_retracted=True,
+        columns="r.pmid, r.year, r.level, r.level_label, r.retracted, r.flags",
+    )
     decided = any(r.get("decision") for r in records)
     reasons: dict[str, int] = {}
     chosen: list[dict] = []
     for record in records:
         reason = _why_left_out(record, decided)
-        if reason is None and max_records is not None and len(chosen) >= max_records:
+        # A person's choice is exported whole; the rule's choice stops at max_records.
+        if reason is None and not decided and max_records is not None and len(chosen) >= max_records:
             reason = f"not among the {max_records} strongest and newest"
         if reason is None:
             chosen.append(record)
@@ -76,7 +82,10 @@ def select(store, condition: Condition, *, max_records: int | None = DEFAULT_MAX
         "superseded": sum(1 for r in records if "superseded" in (r.get("flags") or [])),
         "by_level": by_level,
     }
-    return chosen, {"counts": counts, "selection": "curated" if decided else "default"}
+    full = store.get_records([r["pmid"] for r in chosen])
+    for record, light in zip(full, chosen):
+        record["decision"], record["decision_reason"] = light.get("decision"), light.get("decision_reason")
+    return full, {"counts": counts, "selection": "curated" if decided else "default"}
 
 
 def export_context(store, condition: Condition, counts_and_selection: dict) -> dict:

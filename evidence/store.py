@@ -421,6 +421,21 @@ class Store:
         ]
         return record
 
+    def get_records(self, pmids: list[str]) -> list[dict]:
+        """Cached records in the order of `pmids` (those not cached are left out), with notes."""
+        found: dict[str, dict] = {}
+        for chunk in _chunks(pmids, 900):
+            marks = ", ".join("?" * len(chunk))
+            cursor = self.conn.execute(
+                f"SELECT r.*, n.text AS note FROM records r LEFT JOIN notes n ON n.pmid = r.pmid "
+                f"WHERE r.pmid IN ({marks})", chunk,
+            )
+            cols = [d[0] for d in cursor.description]
+            for row in cursor:
+                record = row_to_record(dict(zip(cols, row)))
+                found[record["pmid"]] = record
+        return [found[p] for p in pmids if p in found]
+
     def iter_records(self, sql_where: str = "", params: Iterable = ()) -> Iterator[dict]:
         cursor = self.conn.execute(f"SELECT * FROM records {sql_where}", tuple(params))
         cols = [d[0] for d in cursor.description]

@@ -20,7 +20,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -684,17 +683,16 @@ def huge_file_drill(work: Path, size: int = 210 * 1024 * 1024, limit_mb: int = 2
             path.unlink()
             continue
         env = drill_env(work, "http://127.0.0.1:9/entrez/eutils/")
+        # The command reports its own peak (VmHWM restarts at exec; wait4's figure would
+        # include this pytest process's size at fork time), plus its parsing child's.
+        peak_file = work / f"peak-{name}.json"
+        env["EVIDENCE_DRILL_PEAK"] = str(peak_file)
         started = time.monotonic()
         proc = spawn(["import", str(path)], env)
-        # wait4 gives this child's own peak RSS (RUSAGE_CHILDREN would mix in earlier children).
-        reader = threading.Thread(target=lambda: setattr(proc, "_out", proc.stderr.read()))
-        reader.start()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        reader.join()
-        proc.stdout.close()
-        stderr = proc._out.decode("utf-8", "replace")
-        peak_mb = usage.ru_maxrss / 1024
+        _, stderr_bytes = proc.communicate()
+        stderr = stderr_bytes.decode("utf-8", "replace")
+        peaks = json.loads(peak_file.read_text())
+        peak_mb = peaks["self_mb"] + peaks["children_mb"]
         lines = error_lines(stderr)
         results[name] = {
             "exit": proc.returncode, "peak_rss_mb": round(peak_mb, 1),
