@@ -118,8 +118,12 @@ _LEVEL_BY_TYPE = {
     "meta-analysis": 1,
     "randomized controlled trial": 2,
     "pragmatic clinical trial": 2,
+    # Under Randomized Controlled Trial in MeSH's publication-type tree (V03.175.250.500.500.125).
+    "equivalence trial": 2,
     "controlled clinical trial": 3,
     "clinical trial": 3,
+    # Under Clinical Trial in the same tree, like the phases.
+    "adaptive clinical trial": 3,
     "observational study": 3,
     "comparative study": 3,
     "case reports": 4,

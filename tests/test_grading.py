@@ -796,3 +796,10 @@ def test_skipping_patterns_by_keys_grades_exactly_as_searching_them_all(monkeypa
     monkeypatch.setattr(grading, "_search", lambda text, folded, keys, pattern: pattern.search(text))
     assert [grade(v) for v in variants] == fast
     assert sum("inferred" in g["flags"] for g in fast) > 20
+
+
+@pytest.mark.parametrize("name, level", [("Equivalence Trial", 2), ("Adaptive Clinical Trial", 3)])
+def test_clinical_trial_subtypes_from_the_publication_type_tree(name, level):
+    record = {"pmid": "99000001", "title": "SYNTHETIC record", "status": "MEDLINE",
+              "publication_types": ["Journal Article", name]}
+    assert grading.grade(record)["level"] == level
