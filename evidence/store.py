@@ -21,6 +21,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import time
 from pathlib import Path
@@ -503,7 +504,7 @@ class Store:
     def search(self, text: str, *, condition: str | None = None, limit: int = 20) -> list[dict]:
         """Full-text search over titles and abstracts, best match first, with a snippet."""
         where = "records_fts MATCH ?"
-        params: list = [text]
+        params: list = [_fts_query(text)]
         join = ""
         if condition:
             join = "JOIN condition_records cr ON cr.pmid = r.pmid AND cr.condition = ?"
@@ -733,6 +734,21 @@ class _Transaction:
         else:
             conn.execute("ROLLBACK")
         return False
+
+
+_HYPHENATED = re.compile(r'(?<!["\w])(\w+(?:-\w+)+)(?![\w"])')
+
+
+def _fts_query(text: str) -> str:
+    """A user's search as FTS5 syntax: hyphenated words ("self-massage") become phrases.
+
+    FTS5 reads `self-massage` as a column filter and fails; as the phrase "self-massage" it
+    matches the words the tokenizer made of the same text. Quoted parts are left alone.
+    """
+    parts = text.split('"')
+    for i in range(0, len(parts), 2):  # outside quotes only
+        parts[i] = _HYPHENATED.sub(r'"\1"', parts[i])
+    return '"'.join(parts)
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:

@@ -127,6 +127,12 @@ def test_search_finds_words_with_snippet_and_rejects_bad_syntax(store):
         store.search('"unbalanced')
 
 
+def test_search_takes_hyphenated_words_as_phrases(store):
+    store.save_records([synthetic(1, title="SYNTHETIC self-massage trial"), synthetic(2)], source="test")
+    assert [h["pmid"] for h in store.search("self-massage")] == ["99000001"]
+    assert [h["pmid"] for h in store.search('"self-massage" AND trial')] == ["99000001"]
+
+
 def test_runs_record_counts_and_outcome(store):
     run = store.start_run("c", "fetch", term="SYNTHETIC[tiab]")
     store.update_run(run, hits=3, new=2, requests=4)
