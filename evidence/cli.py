@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -28,6 +29,10 @@ class EvidenceGroup(click.Group):
             return super().invoke(ctx)
         except EvidenceError as exc:
             click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+        except sqlite3.Error as exc:
+            # A safety net: the store turns the errors it expects into StoreError already.
+            click.echo(f"Error: database error ({exc}). Run 'evidence doctor' to check the database.", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo(

@@ -205,7 +205,23 @@ class Store:
                 f"{self.path} was written by a newer version of evidence (schema {version}, "
                 f"this one knows {SCHEMA_VERSION}). Upgrade evidence: pip install -U evidence."
             )
-        if version == SCHEMA_VERSION or readonly:
+        if version == SCHEMA_VERSION:
+            return
+        if version == 0:
+            others = [r[0] for r in self.conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+            if others:
+                # Never add our tables to another program's database.
+                raise StoreError(
+                    f"{self.path} is a SQLite database of another program (tables: "
+                    f"{', '.join(sorted(others)[:5])}); evidence will not write to it. "
+                    "Pass --db or set EVIDENCE_DB to another file."
+                )
+            if readonly:
+                raise StoreError(
+                    f"{self.path} holds no evidence data yet: run 'evidence fetch' or 'evidence import' first."
+                )
+        if readonly:
             return
         # WAL lets readers (list, status) run while a fetch writes, and makes two writers
         # queue on the busy timeout instead of failing. It cannot change inside a transaction.

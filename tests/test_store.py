@@ -236,3 +236,24 @@ def test_reading_commands_do_not_import_sqlite_utils(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_another_programs_database_is_never_written(tmp_path):
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE invoices (id INTEGER)")
+    conn.commit()
+    conn.close()
+    for readonly in (False, True):
+        with pytest.raises(StoreError, match="another program"):
+            Store(path, readonly=readonly)
+    tables = sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    assert tables == [("invoices",)]
+
+
+def test_reading_an_empty_file_says_how_to_fill_it(tmp_path):
+    path = tmp_path / "empty.db"
+    sqlite3.connect(path).close()
+    with pytest.raises(StoreError, match="holds no evidence data yet"):
+        Store(path, readonly=True)
+    assert Store(path).schema_version == SCHEMA_VERSION
