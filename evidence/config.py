@@ -85,7 +85,8 @@ def email(option: str | None = None, required: bool = True) -> str | None:
             raise ConfigError("No email for NCBI: pass --email or set NCBI_EMAIL.")
         return None
     if not _EMAIL.match(value):
-        raise ConfigError(f"NCBI_EMAIL does not look like an email address: {value!r}.")
+        source = "--email" if option else "NCBI_EMAIL"
+        raise ConfigError(f"{source} does not look like an email address: {value!r}.")
     return value
 
 
