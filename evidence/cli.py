@@ -401,6 +401,8 @@ def show(pmid, db, as_json):
     if as_json:
         _emit_json(contract(record))
         return
+    if record.get("retracted"):
+        click.echo("RETRACTED: this article was retracted. Do not use it as support.")
     click.echo(citation.vancouver(record))
     click.echo("")
     level = f"Level {record['level']}: " if record.get("level") else ""
