@@ -158,7 +158,7 @@ def query(slug, queries_dir):
 @click.argument("slugs", nargs=-1)
 @click.option("--all", "all_", is_flag=True, help="Fetch every condition.")
 @click.option("--refresh", is_flag=True, help="Also refetch records not yet MEDLINE-indexed or fetched over --max-age days ago.")
-@click.option("--max-age", default=30.0, show_default=True, help="With --refresh: days after which a record is fetched again.")
+@click.option("--max-age", default=float(config.REFRESH_AFTER_DAYS), show_default=True, help="With --refresh: days after which a record is fetched again.")
 @click.option("--email", help="Your email, which NCBI asks for (default: $NCBI_EMAIL).")
 @db_option
 @queries_option
@@ -475,7 +475,7 @@ def status(db, as_json):
       evidence status
     """
     store = open_store(db, readonly=True)
-    conditions = store.conditions_summary()
+    conditions = store.conditions_summary(config.REFRESH_AFTER_DAYS)
     for c in conditions:
         c["last_run"] = (store.runs(c["condition"], limit=1) or [None])[0]
     info = {

@@ -15,6 +15,9 @@ from evidence.errors import ConfigError
 
 NCBI_EUTILS_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
 TOOL_NAME = "evidence"
+# NLM adds MeSH terms, publication types and retraction links after a record first appears;
+# records fetched longer ago than this are stale, and `fetch --refresh` fetches them again.
+REFRESH_AFTER_DAYS = 30
 
 # The folder that holds `evidence/` when run from a source checkout (pip install -e .).
 CHECKOUT = Path(__file__).resolve().parent.parent

@@ -14,16 +14,13 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from evidence import grading, pubmed
+from evidence.config import REFRESH_AFTER_DAYS
 from evidence.errors import EvidenceError, ParseError
 from evidence.queries import Condition
 
 # Records per transaction on import: large enough that commits cost little (STYLE.md point 7
 # measured ~4x over row-by-row), small enough that a failure loses at most one batch.
 IMPORT_BATCH = 1000
-
-# NLM adds MeSH terms, publication types and retraction links after a record first appears;
-# with --refresh, records fetched longer ago than this are fetched again.
-REFRESH_AFTER_DAYS = 30
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -66,9 +63,9 @@ def refresh_superseded(store) -> int:
         return 0
     before = {r["pmid"]: list(r.get("flags") or []) for r in records}
     for r in records:
-        r["flags"] = [f for f in r.get("flags") or [] if f != "superseded"] + (
-            ["superseded"] if any(c.get("type") == "UpdateIn" for c in r.get("corrections") or []) else []
-        )
+        # Start from the record's own flags (an UpdateIn notice already says superseded), so a
+        # version that is no longer the older one loses the flag.
+        r["flags"] = grading.grade(r)["flags"]
     grading.mark_superseded(records)
     changed = {r["pmid"]: r["flags"] for r in records if r["flags"] != before[r["pmid"]]}
     store.set_flags(changed)

@@ -232,7 +232,7 @@ def test_reading_commands_do_not_import_sqlite_utils(tmp_path):
     code = (
         "import sys; from evidence.store import Store; "
         f"s = Store({str(tmp_path / 'cache.db')!r}, readonly=True); s.condition_records('c'); s.search('shiatsu'); "
-        "s.conditions_summary(); print('sqlite_utils' in sys.modules, 'pandas' in sys.modules)"
+        "s.conditions_summary(30); print('sqlite_utils' in sys.modules, 'pandas' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
