@@ -63,6 +63,17 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
+def _days_ago(days: float) -> str:
+    """A UTC time `days` ago, in the form `now()` writes, so the two compare as text."""
+    return (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days)).replace(microsecond=0).isoformat()
+
+
+def _dicts(cursor: sqlite3.Cursor) -> list[dict]:
+    """A cursor's rows as dicts keyed by column name."""
+    cols = [d[0] for d in cursor.description]
+    return [dict(zip(cols, row)) for row in cursor]
+
+
 def _parsed_values(record: dict) -> list:
     pmid = str(record.get("pmid") or "")
     if not pmid.isdigit():
@@ -405,9 +416,7 @@ class Store:
 
     def stale_pmids(self, pmids: list[str], max_age_days: float) -> list[str]:
         """Cached PMIDs worth refetching: not yet status MEDLINE, or fetched too long ago."""
-        cutoff = (
-            dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=max_age_days)
-        ).replace(microsecond=0).isoformat()
+        cutoff = _days_ago(max_age_days)
         stale: set[str] = set()
         for chunk in _chunks(pmids, 900):
             marks = ", ".join("?" * len(chunk))
@@ -422,13 +431,12 @@ class Store:
 
     def get_record(self, pmid: str) -> dict:
         """One cached record, or NotCachedError."""
-        row = self.conn.execute("SELECT * FROM records WHERE pmid = ?", [pmid]).fetchone()
-        if row is None:
+        rows = _dicts(self.conn.execute("SELECT * FROM records WHERE pmid = ?", [pmid]))
+        if not rows:
             raise NotCachedError(
                 f"PMID {pmid} is not in the database {self.path}: fetch its condition or import it first."
             )
-        cols = [d[0] for d in self.conn.execute("SELECT * FROM records LIMIT 0").description]
-        record = row_to_record(dict(zip(cols, row)))
+        record = row_to_record(rows[0])
         note = self.conn.execute("SELECT text FROM notes WHERE pmid = ?", [pmid]).fetchone()
         record["note"] = note[0] if note else None
         record["conditions"] = [
@@ -447,10 +455,8 @@ class Store:
                 f"SELECT r.*, n.text AS note FROM records r LEFT JOIN notes n ON n.pmid = r.pmid "
                 f"WHERE r.pmid IN ({marks})", chunk,
             )
-            cols = [d[0] for d in cursor.description]
-            for row in cursor:
-                record = row_to_record(dict(zip(cols, row)))
-                found[record["pmid"]] = record
+            for row in _dicts(cursor):
+                found[row["pmid"]] = row_to_record(row)
         return [found[p] for p in pmids if p in found]
 
     def iter_records(self, sql_where: str = "", params: Iterable = ()) -> Iterator[dict]:
@@ -492,9 +498,7 @@ class Store:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        cursor = self.conn.execute(sql, params)
-        cols = [d[0] for d in cursor.description]
-        return [row_to_record(dict(zip(cols, row))) for row in cursor]
+        return [row_to_record(row) for row in _dicts(self.conn.execute(sql, params))]
 
     def count_condition(self, condition: str) -> int:
         return self.conn.execute(
@@ -541,8 +545,7 @@ class Store:
                     'put a phrase in "double quotes", and use AND, OR, NOT in capitals.'
                 ) from None
             raise self._open_error(exc) from None
-        cols = [d[0] for d in cursor.description]
-        return [row_to_record(dict(zip(cols, row))) for row in cursor]
+        return [row_to_record(row) for row in _dicts(cursor)]
 
     # -- runs -----------------------------------------------------------------------------
 
@@ -582,9 +585,7 @@ class Store:
             params.append(condition)
         sql += " ORDER BY id DESC LIMIT ?"
         params.append(limit)
-        cursor = self.conn.execute(sql, params)
-        cols = [d[0] for d in cursor.description]
-        rows = [dict(zip(cols, r)) for r in cursor]
+        rows = _dicts(self.conn.execute(sql, params))
         for row in rows:
             if row["outcome"] == "running" and not _pid_alive(row.get("pid")):
                 row["outcome"] = "interrupted"
@@ -597,8 +598,8 @@ class Store:
             "ORDER BY id DESC LIMIT 1",
             [condition],
         )
-        row = cursor.fetchone()
-        return dict(zip([d[0] for d in cursor.description], row)) if row else None
+        rows = _dicts(cursor)
+        return rows[0] if rows else None
 
     # -- curation -------------------------------------------------------------------------
 
@@ -650,15 +651,12 @@ class Store:
             "ORDER BY d.decision, d.decided_at, d.pmid",
             [condition],
         )
-        cols = [d[0] for d in cursor.description]
-        return [dict(zip(cols, r)) for r in cursor]
+        return _dicts(cursor)
 
     def decision_history(self, condition: str) -> list[dict]:
-        cursor = self.conn.execute(
+        return _dicts(self.conn.execute(
             "SELECT * FROM decision_log WHERE condition = ? ORDER BY id", [condition]
-        )
-        cols = [d[0] for d in cursor.description]
-        return [dict(zip(cols, r)) for r in cursor]
+        ))
 
     def set_note(self, pmid: str, text: str) -> None:
         if not self.cached_pmids([pmid]):
@@ -674,15 +672,13 @@ class Store:
 
     # -- status ---------------------------------------------------------------------------
 
-    def conditions_summary(self, stale_after_days: float = 30) -> list[dict]:
+    def conditions_summary(self, stale_after_days: float) -> list[dict]:
         """Per linked condition: records cached, counts by level, retracted, stale.
 
         Stale: worth refetching with --refresh (not yet MEDLINE-indexed, or fetched more than
         `stale_after_days` ago), since NLM adds MeSH, types and retractions later.
         """
-        cutoff = (
-            dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=stale_after_days)
-        ).replace(microsecond=0).isoformat()
+        cutoff = _days_ago(stale_after_days)
         cursor = self.conn.execute(
             "SELECT cr.condition, count(*) AS records, "
             "sum(r.retracted) AS retracted, "
@@ -693,8 +689,7 @@ class Store:
             "ORDER BY cr.condition",
             [cutoff],
         )
-        cols = [d[0] for d in cursor.description]
-        out = {r[0]: dict(zip(cols, r)) for r in cursor}
+        out = {row["condition"]: row for row in _dicts(cursor)}
         cursor = self.conn.execute(
             "SELECT cr.condition, r.level, count(*) FROM condition_records cr "
             "JOIN records r ON r.pmid = cr.pmid WHERE r.retracted = 0 GROUP BY cr.condition, r.level"
