@@ -28,6 +28,16 @@ from pathlib import Path
 from evidence import config
 from evidence.errors import ConditionError, UnknownConditionError
 
+# A text word made of these alone needs no quotes; anything else is sent as a quoted phrase.
+_BARE_WORD = re.compile(r"^[A-Za-z0-9*]+$")
+
+
+def _tiab(word: str) -> str:
+    if _BARE_WORD.match(word):
+        return f"{word}[tiab]"
+    return f'"{word}"[tiab]'
+
+
 # Massage[mh] explodes by default in PubMed, which is what we want. Its parent "Therapy, Soft
 # Tissue"[mh] is left out on purpose: it also holds Acupressure (D019050), pressure on
 # acupoints, often self-applied or by wristband, which a patient asking about massage would not
@@ -35,24 +45,28 @@ from evidence.errors import ConditionError, UnknownConditionError
 # electrical "reflex" treatments; the word reflexology catches foot-reflexology studies.
 # The technique phrases that contain "massage" are redundant with massage*, but they keep the
 # printed search readable to a therapist who looks for the technique by name.
-_MASSAGE_PARTS = (
-    '"Massage"[mh]',
-    "massage*[tiab]",
-    '"myofascial release"[tiab]',
-    '"manual lymph* drainage"[tiab]',
-    '"soft tissue mobili*"[tiab]',
-    '"trigger point therap*"[tiab]',
-    '"ischemic compression"[tiab]',
-    '"ischaemic compression"[tiab]',
-    "reflexology[tiab]",
-    "shiatsu[tiab]",
-    "tuina[tiab]",
-    '"tui na"[tiab]',
-    '"Swedish massage"[tiab]',
-    '"deep tissue massage"[tiab]',
-    '"sports massage"[tiab]',
+# Topic fit (is a record about massage?) reads the same two lists, so the search and the fit
+# rules cannot drift apart.
+MASSAGE_MESH: tuple[str, ...] = ("Massage",)
+MASSAGE_TEXT_WORDS: tuple[str, ...] = (
+    "massage*",
+    "myofascial release",
+    "manual lymph* drainage",
+    "soft tissue mobili*",
+    "trigger point therap*",
+    "ischemic compression",
+    "ischaemic compression",
+    "reflexology",
+    "shiatsu",
+    "tuina",
+    "tui na",
+    "Swedish massage",
+    "deep tissue massage",
+    "sports massage",
 )
-MASSAGE_TERM = " OR ".join(_MASSAGE_PARTS)
+MASSAGE_TERM = " OR ".join(
+    [f'"{h}"[mh]' for h in MASSAGE_MESH] + [_tiab(w) for w in MASSAGE_TEXT_WORDS]
+)
 
 # Procedures called massage that are not massage therapy. Text words, not MeSH alone, because
 # NLM indexes prostatic-massage records under Massage itself. The spelling variants name the
@@ -83,8 +97,6 @@ _ICD10 = re.compile(rf"^(?:{_ICD_CODE}(?:-{_ICD_CODE})?|[A-Z][0-9][0-9A-Z]\.x)$"
 _WILDCARD_ROOT = 4
 # Characters that would end a quoted phrase or open a search tag inside it.
 _FORBIDDEN_IN_PHRASE = set('"[]')
-# A text word made of these alone needs no quotes; anything else is sent as a quoted phrase.
-_BARE_WORD = re.compile(r"^[A-Za-z0-9*]+$")
 
 _KEYS = ("title", "description", "mesh", "text_words", "icd10", "term")
 _TOML_TYPES = {
@@ -418,9 +430,3 @@ def _unbalanced(term: str) -> str | None:
     if depth:
         return f"{depth} '(' not closed"
     return None
-
-
-def _tiab(word: str) -> str:
-    if _BARE_WORD.match(word):
-        return f"{word}[tiab]"
-    return f'"{word}"[tiab]'
