@@ -21,9 +21,14 @@ ALLOWED = {
     "medline": {"errors", "Bio"},
     "store": {"errors", "sqlite_utils"},
     "grading": {"errors"},
-    "pipeline": {"errors", "config", "queries", "entrez", "pubmed", "medline", "store", "grading"},
+    "relevance": {"errors", "queries"},
+    "pipeline": {
+        "errors", "config", "queries", "entrez", "pubmed", "medline", "store", "grading", "relevance",
+    },
     # Not in DESIGN.md's table: picks the studies to export and counts them (README, "Layers").
-    "curation": {"errors", "queries", "store", "grading", "__init__", "pandas"},
+    "curation": {
+        "errors", "config", "queries", "store", "grading", "relevance", "pipeline", "__init__", "pandas",
+    },
     "export": {"errors", "grading", "jinja2", "weasyprint", "export", "__init__"},
 }
 THIRD_PARTY = {"requests", "Bio", "sqlite_utils", "pandas", "click", "jinja2", "weasyprint", "lxml"}
