@@ -89,14 +89,21 @@ def select(store, condition: Condition, *, max_records: int | None = DEFAULT_MAX
 
 
 def export_context(store, condition: Condition, counts_and_selection: dict) -> dict:
-    """Everything the handout states besides the studies: condition, search, counts."""
+    """Everything the handout states besides the studies: condition, search, counts.
+
+    The condition carries its ICD-10-CM codes as ``{code, description, category}`` (category:
+    a dash code such as M75.-, "your doctor picks the full code") and its handout parts
+    (diary kind, letter, provider, CPT codes with our words, safety line), as the file
+    declares them or with the defaults.
+    """
     run = store.last_search(condition.slug) or {}
     return {
         "condition": {
             "slug": condition.slug,
             "title": condition.title,
             "description": condition.description,
-            "icd10": list(condition.icd10),
+            "icd10": [dict(code) for code in condition.icd10],
+            "handout": condition.handout_parts(),
         },
         "search": {
             "term": run.get("term") or condition.term,
