@@ -11,6 +11,7 @@ here, loudly, as does a new release of the package (it is pinned in setup.cfg).
 from __future__ import annotations
 
 import socket
+import warnings
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,10 @@ def _import_offline():
 
     socket.socket.connect = refuse
     try:
-        import simple_icd_10_cm
+        # Its loader uses importlib.resources calls Python deprecates: its concern, not ours.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import simple_icd_10_cm
     finally:
         socket.socket.connect = real
     return simple_icd_10_cm

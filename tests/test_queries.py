@@ -953,3 +953,34 @@ def test_queries_imports_only_what_design_allows():
     allowed = {"__future__", "difflib", "re", "tomllib", "dataclasses", "pathlib",
                "evidence", "evidence.errors", "evidence.config"}
     assert names <= allowed, names - allowed
+
+
+# --- what the handout receives ----------------------------------------------------------------
+
+
+def test_export_context_carries_codes_and_handout_parts_as_shared_interfaces_says():
+    from evidence.curation import export_context
+
+    class NoRuns:
+        def last_search(self, slug):
+            return None
+
+    lymphedema = get_condition("lymphedema", builtin_dir=BUILTIN)
+    condition = export_context(NoRuns(), lymphedema, {})["condition"]
+    assert set(condition) == {"slug", "title", "description", "icd10", "handout"}
+    assert condition["icd10"][0] == {
+        "code": "I89.0", "description": "Lymphedema, not elsewhere classified", "category": False,
+    }
+    assert set(condition["handout"]) == {"diary", "letter", "provider", "cpt", "safety"}
+    assert condition["handout"]["diary"] == "limb"
+    assert condition["handout"]["cpt"] == [{
+        "code": "97140",
+        "words": "hands-on (manual) therapy, such as manual lymph drainage, each 15 minutes",
+    }]
+    stroke = export_context(NoRuns(), get_condition("stroke", builtin_dir=BUILTIN), {})
+    assert stroke["condition"]["icd10"] == [
+        {"code": "I69.-", "description": "Sequelae of cerebrovascular disease", "category": True},
+    ]
+    # A fresh copy: the handout code may change it without touching the condition.
+    condition["handout"]["cpt"].clear()
+    assert lymphedema.handout["cpt"]
