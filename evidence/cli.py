@@ -116,7 +116,7 @@ def cli(verbose):
 @queries_option
 @json_option
 def conditions(queries_dir, as_json):
-    """List the conditions that can be fetched.
+    """List the conditions that can be fetched, with their MeSH, codes and handout parts.
 
     \b
     Example:
@@ -130,25 +130,53 @@ def conditions(queries_dir, as_json):
         _emit_json([c.to_dict() for c in found.values()])
         return
     width = max((len(s) for s in found), default=10)
+    pad = " " * width
     for slug, c in found.items():
-        mesh = "; ".join(m["heading"] for m in c.mesh) or "(raw term)"
-        icd = ", ".join(c.icd10) or "-"
+        mesh = "; ".join(m["heading"] for m in c.mesh) or ("(raw term)" if c.raw_term else "(text words only)")
+        icd = ", ".join(i["code"] for i in c.icd10) or "-"
         mark = "" if c.builtin else "  [yours]"
         click.echo(f"{slug:<{width}}  {c.title}{mark}")
-        click.echo(f"{'':<{width}}  MeSH: {mesh}  ICD-10-CM: {icd}")
+        click.echo(f"{pad}  MeSH: {mesh}  ICD-10-CM: {icd}")
+        if c.intervention_words:
+            click.echo(f"{pad}  Also massage: {', '.join(c.intervention_words)}")
+        if c.exclusions:
+            left_out = ", ".join(e["words"] + (" (title)" if e["field"] == "title" else "") for e in c.exclusions)
+            click.echo(f"{pad}  Also left out: {left_out}")
+        click.echo(f"{pad}  Handout: {_handout_words(c.handout)}")
+
+
+def _handout_words(handout: dict) -> str:
+    cpt = ", ".join(c["code"] for c in handout["cpt"])
+    parts = [f"{handout['diary']} diary", "letter" + (f" (CPT {cpt})" if cpt else "") if handout["letter"] else "no letter",
+             handout["provider"]]
+    if handout.get("safety"):
+        parts.append("safety line")
+    return "; ".join(parts)
 
 
 @cli.command()
 @click.argument("slug")
 @queries_option
-def query(slug, queries_dir):
-    """Print a condition's PubMed search term, to paste into PubMed.
+@click.option("--term-only", is_flag=True, help="Print only the PubMed term (for scripts).")
+def query(slug, queries_dir, term_only):
+    """Print a condition's PubMed search term, to paste into PubMed, and its parts.
+
+    The term's groups come first (the condition's MeSH headings and words, the massage
+    block, what is left out, the humans filter); the whole term is the last line.
 
     \b
     Example:
       evidence query low-back-pain
+      evidence query low-back-pain --term-only
     """
-    click.echo(get_condition(slug, queries_dir).term)
+    condition = get_condition(slug, queries_dir)
+    if not term_only:
+        for label, part in condition.term_groups():
+            click.echo(label + (":" if part else ""))
+            if part:
+                click.echo(f"  {part}")
+        click.echo("PubMed term (paste this into PubMed):")
+    click.echo(condition.term)
 
 
 # -- fetch and import ---------------------------------------------------------------------

@@ -175,7 +175,13 @@ def stale_records(records: list[dict], days: float = REFRESH_AFTER_DAYS) -> list
 
 
 def export_context(store, condition: Condition, counts_and_selection: dict) -> dict:
-    """Everything the handout states besides the studies: condition, search, counts."""
+    """Everything the handout states besides the studies: condition, search, counts.
+
+    The condition carries its ICD-10-CM codes as ``{code, description, category}`` (category:
+    a dash code such as M75.-, "your doctor picks the full code") and its handout parts
+    (diary kind, letter, provider, CPT codes with our words, safety line), as the file
+    declares them or with the defaults.
+    """
     run = store.last_search(condition.slug) or {}
     imports = [
         {"file": r["source"], "imported_at": r.get("finished_at") or r.get("started_at"), "records": r.get("hits")}
@@ -186,7 +192,8 @@ def export_context(store, condition: Condition, counts_and_selection: dict) -> d
             "slug": condition.slug,
             "title": condition.title,
             "description": condition.description,
-            "icd10": list(condition.icd10),
+            "icd10": [dict(code) for code in condition.icd10],
+            "handout": condition.handout_parts(),
         },
         # Only a search that ran: a PubMed term nobody ran is not "the search" of this sheet.
         "search": {

@@ -15,16 +15,23 @@ Title starts "WITHDRAWN:" (how PubMed shows a withdrawn Cochrane      level None
 review)                                                               ``superseded``
 Practice Guideline / Guideline                                        shown apart: level None,
                                                                       flag ``guideline``
+Consensus Development Conference (and its NIH kind)                   shown apart with the
+                                                                      guidelines: level None,
+                                                                      flag ``guideline``
 Cochrane review (journal, or DOI ``10.1002/14651858.CDnnnnnn.pubN``)  1
 Systematic Review, Meta-Analysis (any "... Meta-Analysis")            1
 Randomized Controlled Trial, Pragmatic Clinical Trial                 2
 Controlled Clinical Trial, Clinical Trial and its named subtypes      3
 ("Clinical Trial, Phase III", ...), Observational Study,
 Comparative Study
-Case Reports                                                          4
+  ... a Clinical Trial alone, no control group or randomization       3, labelled "Non-randomized
+  in its title or abstract                                            study"
+Case Reports, also with a level-3 type such as Comparative Study      4
 Review, Scoping Review, Editorial, Letter, Comment, News,              5 (background)
 Newspaper Article
 nothing of the above                                                  words, flag ``inferred``
+Preprint (with any of the above)                                      flag ``preprint``: not
+                                                                      peer reviewed
 ====================================================================  =====================
 
 Decisions DOMAIN.md leaves open, and why:
@@ -56,6 +63,16 @@ Decisions DOMAIN.md leaves open, and why:
   there, and not from "adherence to guidelines"-type phrases.
 * Superseded (an UpdateIn correction, an older Cochrane version, a withdrawn review) keeps its
   level and gains a flag: whether to hide it is the reader's choice.
+* A case report stays a case report: NLM adds Comparative Study to reports that compare two
+  patients or two treatments in one patient, which made them "studies that compared groups".
+  Only a randomized or review type (levels 1 and 2) outranks Case Reports.
+* "Clinical Trial" says a study tested a treatment prospectively, not that it had a control
+  group. Without a control signal (a type such as Controlled Clinical Trial or Comparative
+  Study, or words such as control group, randomized, placebo, sham, usual care, wait-list,
+  crossover) it keeps level 3 but is labelled a non-randomized study, never "compared groups".
+* Consensus Development Conference statements weigh evidence and recommend, as guidelines do,
+  so they are shown apart with them (flag ``guideline``) under their own label.
+* A preprint keeps the level its design gives, flagged ``preprint``: not peer reviewed.
 """
 
 from __future__ import annotations
@@ -69,6 +86,7 @@ FLAGS: tuple[str, ...] = (
     "erratum",
     "superseded",
     "inferred",
+    "preprint",
 )
 
 LEVEL_LABELS: dict[int, str] = {
@@ -80,6 +98,8 @@ LEVEL_LABELS: dict[int, str] = {
 }
 
 GUIDELINE_LABEL = "Clinical practice guideline"
+CONSENSUS_LABEL = "Consensus statement (experts' agreed view)"
+NONRANDOMIZED_LABEL = "Non-randomized study"
 RETRACTED_LABEL = "Retracted - do not use"
 WITHDRAWN_LABEL = "Withdrawn - do not use"
 RETRACTION_NOTICE_LABEL = "Retraction notice"
@@ -111,6 +131,8 @@ _TYPE_NAMES_BY_UI = {
     "D016422": "Letter",
     "D016420": "Comment",
     "D016433": "News",
+    "D016446": "Consensus Development Conference",
+    "D016447": "Consensus Development Conference, NIH",
 }
 
 _LEVEL_BY_TYPE = {
@@ -136,6 +158,18 @@ _LEVEL_BY_TYPE = {
     "newspaper article": 5,
 }
 _GUIDELINE_TYPES = {"practice guideline", "guideline"}
+_CONSENSUS_TYPES = {"consensus development conference", "consensus development conference, nih"}
+# The types that say only "a clinical trial": no control group is implied.
+_CLINICAL_TRIAL_ONLY = re.compile(r"^(?:adaptive )?clinical trial(?:, phase [iv]+)?$")
+# Words that say a study had a comparison group. Not "compared with", "versus" or bare
+# "control": single-arm studies compare with baseline ("pre versus post") and write "pain
+# control". The look-behind keeps "non-randomized" and "uncontrolled" out.
+_CONTROL_SIGNAL = re.compile(
+    r"(?<![\w-])(?:controlled|controls|control (?:group|arm|condition|subject|participant)s?|"
+    r"randomi[sz]\w*|randomly|placebo|sham|usual care|standard care|wait(?:ing)?[- ]?list|"
+    r"cross-?over|comparison group|(?:two|three|four|2|3|4) (?:study )?groups)(?!\w)",
+    re.I,
+)
 _NOTICE_TYPES = {
     "retraction of publication": RETRACTION_NOTICE_LABEL,
     "published erratum": CORRECTION_NOTICE_LABEL,
@@ -288,6 +322,12 @@ def grade(record: dict) -> dict:
             None, GUIDELINE_LABEL, f"Publication type: {sorted(guideline)[0]}",
             flags | {"guideline"},
         )
+    consensus = [types[n] for n in _CONSENSUS_TYPES if n in types]
+    if consensus:
+        return _result(
+            None, CONSENSUS_LABEL, f"Publication type: {sorted(consensus)[0]}",
+            flags | {"guideline"},
+        )
     cochrane = _cochrane_grade(record, types)
     if cochrane:
         return _result(cochrane[0], cochrane[1], cochrane[2], flags)
@@ -305,6 +345,18 @@ def grade(record: dict) -> dict:
             return _result(word_level, label, reason, flags | extra)
     if level is None:
         return _result(None, NOT_STATED_LABEL, _NOTHING_STATED, flags)
+    if level == 3 and "case reports" in types:
+        return _result(
+            4, LEVEL_LABELS[4],
+            f"Publication type: {types['case reports']} ({type_name} does not lift a case report)",
+            flags,
+        )
+    if level == 3 and _clinical_trial_only(types) and not _says_controlled(record, title):
+        return _result(
+            3, NONRANDOMIZED_LABEL,
+            f"Publication type: {type_name}; no control group or randomization stated",
+            flags,
+        )
     return _result(level, LEVEL_LABELS[level], f"Publication type: {type_name}", flags)
 
 
@@ -392,9 +444,19 @@ def _corrections(record: dict) -> list[dict]:
     return [c for c in record.get("corrections") or () if isinstance(c, dict)]
 
 
+def _clinical_trial_only(types: dict[str, str]) -> bool:
+    """True when every level-3 type is a plain Clinical Trial (or a phase of one)."""
+    level_3 = [name for name in types if _type_level(name) == 3]
+    return bool(level_3) and all(_CLINICAL_TRIAL_ONLY.match(name) for name in level_3)
+
+
+def _says_controlled(record: dict, title: str) -> bool:
+    return bool(_CONTROL_SIGNAL.search(f"{title} {_text(record.get('abstract'))}"))
+
+
 def _correction_flags(record: dict, types: dict[str, str]) -> set[str]:
     kinds = {c.get("type") for c in _corrections(record)}
-    flags = set()
+    flags = {"preprint"} if "preprint" in types else set()
     if "ExpressionOfConcernIn" in kinds or "expression of concern" in types:
         flags.add("expression-of-concern")
     if "ErratumIn" in kinds:

@@ -5,9 +5,28 @@ A condition file is named `<slug>.toml` and holds:
     title       = "Low back pain"                       # required, one line
     description = "Pain in the lower back ..."          # optional, plain words for patients
     mesh        = [{heading = "Low Back Pain", ui = "D017116"}]
-    text_words  = ["low back pain", "lumbago"]          # searched in title and abstract
-    icd10       = ["M54.50", "M17.0-M17.9", "M75.x"]    # a code, a range, or a whole category
+    text_words  = ["back pain", "backache", "labor pain~3"]   # title and abstract
+    intervention_words = ["friction massage"]          # more massage techniques, this condition
+    exclusions  = ["renal colic", {words = "perineal massage", field = "title"}]
+    icd10       = [{code = "M54.50", description = "Low back pain, unspecified"},
+                   {code = "M75.-", description = "Shoulder lesions"}]
     term        = "..."                                 # raw PubMed term, not with the lists
+
+    [handout]                                           # what the handout shows (optional)
+    diary    = "pain"                                   # pain, stool, sleep, limb, baby or mood
+    letter   = true                                     # referral / medical-necessity section
+    provider = "a licensed massage therapist"
+    cpt      = [{code = "97124", words = "massage therapy, each 15 minutes"}]
+    safety   = "Sudden swelling of one leg can be a blood clot: see a doctor first."
+
+A text word is searched in title and abstract: a bare word as `word[tiab]`, anything else as
+a quoted phrase; a `*` may end its last word (PubMed expands no `*` inside a phrase), and a
+phrase ending in `~N` is a proximity search, `"labor pain"[tiab:~3]`: the words within N
+words of each other, in any order (PubMed, since 2022).
+
+ICD-10-CM codes follow the FY2027 code set (in force since 2026-10-01): a billable code, or a
+category written with ICD-10-CM's dash (`M75.-`), which the handout labels "your doctor picks
+the full code". Descriptions are the code set's own; tests/test_icd10.py checks both.
 
 A structured file (mesh and/or text_words) is compiled to
 
@@ -22,7 +41,7 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from evidence import config
@@ -30,19 +49,65 @@ from evidence.errors import ConditionError, UnknownConditionError
 
 # A text word made of these alone needs no quotes; anything else is sent as a quoted phrase.
 _BARE_WORD = re.compile(r"^[A-Za-z0-9*]+$")
+# "labor pain~3": the phrase, then the most words PubMed may find between its words.
+_PROXIMITY = re.compile(r"^(?P<phrase>[^~]*?)\s*~\s*(?P<distance>[0-9]+)$")
+# No PubMed documentation gives a ceiling; past a sentence's length proximity means nothing.
+_MAX_DISTANCE = 20
+_FIELD_TAGS = {"title/abstract": "tiab", "title": "ti"}
 
 
-def _tiab(word: str) -> str:
-    if _BARE_WORD.match(word):
-        return f"{word}[tiab]"
-    return f'"{word}"[tiab]'
+def parse_text_word(word: str) -> tuple[str, int | None]:
+    """A validated text word as (phrase, proximity distance or None): "labor pain~3" -> 3."""
+    match = _PROXIMITY.match(word)
+    if match:
+        return match.group("phrase"), int(match.group("distance"))
+    return word, None
+
+
+def _tiab(word: str, tag: str = "tiab") -> str:
+    phrase, distance = parse_text_word(word)
+    if distance is not None:
+        return f'"{phrase}"[{tag}:~{distance}]'
+    if _BARE_WORD.match(phrase):
+        return f"{phrase}[{tag}]"
+    return f'"{phrase}"[{tag}]'
+
+
+def word_pattern(word: str) -> re.Pattern:
+    """A regular expression that finds a text word in plain title or abstract text.
+
+    Mirrors how PubMed reads it, closely enough to explain a hit: case-insensitive, whole
+    words, a trailing `*` for any ending, a hyphen or space between words alike, and a
+    proximity word (`labor pain~3`) as its words in any order with at most N words between.
+    Topic fit and the review page use it, so their highlighting matches the search.
+    """
+    phrase, distance = parse_text_word(word)
+    parts = [_word_regex(w) for w in phrase.split()]
+    if distance is None:
+        body = r"[\s-]+".join(parts)
+    else:
+        gap = rf"(?:[\s-]+\S+){{0,{distance}}}?[\s-]+"
+        first, *rest = parts
+        # Two-word phrases are the common case; longer ones accept either end first.
+        body = f"(?:{first}{gap}{gap.join(rest)}|{gap.join(reversed(rest))}{gap}{first})"
+    return re.compile(rf"(?<!\w){body}(?!\w)", re.I)
+
+
+def _word_regex(word: str) -> str:
+    if word.endswith("*"):
+        return re.escape(word[:-1]) + r"\w*"
+    return re.escape(word)
 
 
 # Massage[mh] explodes by default in PubMed, which is what we want. Its parent "Therapy, Soft
 # Tissue"[mh] is left out on purpose: it also holds Acupressure (D019050), pressure on
 # acupoints, often self-applied or by wristband, which a patient asking about massage would not
 # recognise as massage. Reflexotherapy[mh] is left out too: older records use it for needle and
-# electrical "reflex" treatments; the word reflexology catches foot-reflexology studies.
+# electrical "reflex" treatments; the words reflexology and reflexotherapy catch the
+# foot-reflexology studies.
+# Trials name many techniques without the word massage (a medical librarian's review of the
+# Cochrane searches): those words are here. The lymph drainage variants are spelled out,
+# because PubMed does not reliably expand a * inside a phrase ("manual lymph* drainage").
 # The technique phrases that contain "massage" are redundant with massage*, but they keep the
 # printed search readable to a therapist who looks for the technique by name.
 # Topic fit (is a record about massage?) reads the same two lists, so the search and the fit
@@ -51,12 +116,32 @@ MASSAGE_MESH: tuple[str, ...] = ("Massage",)
 MASSAGE_TEXT_WORDS: tuple[str, ...] = (
     "massage*",
     "myofascial release",
-    "manual lymph* drainage",
+    "myofascial induction",
+    "fascial manipulation",
+    "manual lymph drainage",
+    "manual lymphatic drainage",
+    "lymphatic drainage",
+    "lymph drainage",
+    "decongestive",
+    "Vodder",
     "soft tissue mobili*",
+    "soft tissue release",
     "trigger point therap*",
+    "trigger point release",
+    "pressure release",
     "ischemic compression",
     "ischaemic compression",
+    "neuromuscular therapy",
+    "myotherapy",
+    "transverse friction*",
+    "deep friction*",
+    "effleurage",
+    "petrissage",
     "reflexology",
+    "reflexotherapy",
+    "zone therapy",
+    "rolfing",
+    "structural integration",
     "shiatsu",
     "tuina",
     "tui na",
@@ -70,7 +155,8 @@ MASSAGE_TERM = " OR ".join(
 
 # Procedures called massage that are not massage therapy. Text words, not MeSH alone, because
 # NLM indexes prostatic-massage records under Massage itself. The spelling variants name the
-# same procedures (fundal massage is uterine massage after birth).
+# same procedures (fundal massage is uterine massage after birth). Eye, eyelid and gum
+# massage are treatments of the eye or the gums, found by massage* in every condition.
 EXCLUSION_MESH: tuple[str, ...] = ("Heart Massage",)
 EXCLUSION_TEXT_WORDS: tuple[str, ...] = (
     "cardiac massage",
@@ -81,6 +167,12 @@ EXCLUSION_TEXT_WORDS: tuple[str, ...] = (
     "prostate massage",
     "carotid sinus massage",
     "carotid massage",
+    "ocular massage",
+    "eye massage",
+    "eyelid massage",
+    "lid massage",
+    "gingival massage",
+    "gum massage",
 )
 EXCLUSIONS_TERM = " OR ".join(
     [f'"{h}"[mh]' for h in EXCLUSION_MESH] + [_tiab(w) for w in EXCLUSION_TEXT_WORDS]
@@ -90,17 +182,44 @@ EXCLUSIONS_TERM = " OR ".join(
 # "humans[mh]" so that records not yet indexed (no MeSH at all) are kept.
 HUMANS_FILTER = "animals[mh] NOT humans[mh]"
 
+# What a handout diary measures (DOMAIN.md): 0-10 pain and PEG; stool frequency and form;
+# a sleep diary; limb circumference or the fit of clothes and shoes; a baby's feeding,
+# weight gain and sleep; GAD-7 and PHQ-9 for anxiety and depression.
+DIARY_KINDS: tuple[str, ...] = ("pain", "stool", "sleep", "limb", "baby", "mood")
+# CPT codes with our own plain words: the AMA's descriptions are copyrighted.
+DEFAULT_CPT: tuple[dict, ...] = (
+    {"code": "97124", "words": "massage therapy, each 15 minutes"},
+    {"code": "97140", "words": "hands-on (manual) therapy, each 15 minutes"},
+)
+DEFAULT_HANDOUT: dict = {
+    "diary": "pain",
+    "letter": True,
+    "provider": "a licensed massage therapist",
+    "cpt": DEFAULT_CPT,
+    "safety": None,
+}
+
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 # Descriptor UIs are D + 6 digits, or D + 9 digits for those created since 2016 (D000072716).
 _MESH_UI = re.compile(r"^D[0-9]{6}(?:[0-9]{3})?$")
-_ICD_CODE = r"[A-Z][0-9][0-9A-Z](?:\.[0-9A-Z]{1,4})?"
-_ICD10 = re.compile(rf"^(?:{_ICD_CODE}(?:-{_ICD_CODE})?|[A-Z][0-9][0-9A-Z]\.x)$")
+# A code as the code set writes it (X is a real placeholder character inside codes, upper
+# case: M86.8X1), or a category or subcategory followed by ICD-10-CM's dash: M75.-, M75.0-.
+_ICD_CODE = re.compile(r"^[A-Z][0-9][0-9A-Z](?:\.[0-9A-Z]{1,4})?$")
+_ICD_CATEGORY = re.compile(r"^[A-Z][0-9][0-9A-Z]\.(?:[0-9A-Z]{1,3})?-$")
+_ICD_RANGE = re.compile(r"^[A-Z][0-9][0-9A-Z](?:\.[0-9A-Z]{1,4})?\s*[-\u2013\u2014]\s*[A-Z]")
+_ICD_LOWER_X = re.compile(r"^([A-Z][0-9][0-9A-Z]\.[0-9A-Z]{0,3})x+$")
+# CPT Category I codes are five digits; Category II and III end in F or T.
+_CPT = re.compile(r"^[0-9]{4}[0-9FT]$")
 # PubMed refuses a wildcard with fewer than 4 characters before it (NLM Tech Bull 2024;458:e5).
 _WILDCARD_ROOT = 4
 # Characters that would end a quoted phrase or open a search tag inside it.
 _FORBIDDEN_IN_PHRASE = set('"[]')
 
-_KEYS = ("title", "description", "mesh", "text_words", "icd10", "term")
+_KEYS = (
+    "title", "description", "mesh", "text_words", "intervention_words", "exclusions",
+    "icd10", "term", "handout",
+)
+_HANDOUT_KEYS = ("diary", "letter", "provider", "cpt", "safety")
 _TOML_TYPES = {
     str: "string",
     int: "integer",
@@ -113,22 +232,58 @@ _TOML_TYPES = {
 
 @dataclass(frozen=True)
 class Condition:
-    """One condition file, validated. `term` is what goes to PubMed."""
+    """One condition file, validated. `term` is what goes to PubMed.
+
+    `icd10` holds ``{"code", "description", "category"}`` dicts (category: a dash code such
+    as M75.-); `exclusions` holds ``{"words", "field"}`` dicts (field "title/abstract" or
+    "title"); `handout` holds diary, letter, provider, cpt and safety, defaults filled in.
+    """
 
     slug: str
     title: str
     description: str
     mesh: tuple[dict, ...]  # each {"heading": ..., "ui": ...}
     text_words: tuple[str, ...]
-    icd10: tuple[str, ...]
+    icd10: tuple[dict, ...]
     raw_term: str | None
     path: Path
     builtin: bool
+    intervention_words: tuple[str, ...] = ()
+    exclusions: tuple[dict, ...] = ()
+    handout: dict = field(default_factory=lambda: _default_handout())
 
     @property
     def term(self) -> str:
         """The PubMed term: compiled from the lists, or the raw term as written."""
         return compile_term(self)
+
+    def term_groups(self) -> list[tuple[str, str]]:
+        """The term's parts, labelled for people, each with its piece of the term.
+
+        The shared massage block and exclusions are named, not repeated (their piece is "");
+        the condition's own words are given in full. A raw term is one group, as written.
+        """
+        if self.raw_term is not None:
+            return [("Raw term, sent as written", self.raw_term)]
+        groups = [("Condition: MeSH headings and text words", condition_block(self))]
+        groups.append((
+            f"Massage: the shared block (MeSH {', '.join(MASSAGE_MESH)} and "
+            f"{len(MASSAGE_TEXT_WORDS)} technique words)", "",
+        ))
+        if self.intervention_words:
+            groups.append(("Massage: this condition's own techniques", _own_massage(self)))
+        groups.append((
+            f"Left out: the shared list ({len(EXCLUSION_MESH) + len(EXCLUSION_TEXT_WORDS)} procedures called massage "
+            "that are not massage therapy)", "",
+        ))
+        if self.exclusions:
+            groups.append(("Left out: this condition's own", _own_exclusions(self)))
+        groups.append(("Humans only: animal-only studies left out", HUMANS_FILTER))
+        return groups
+
+    def handout_parts(self) -> dict:
+        """The handout parts as a fresh JSON-ready dict: diary, letter, provider, cpt, safety."""
+        return handout_dict(self.handout)
 
     def to_dict(self) -> dict:
         """Plain JSON-ready fields, as `evidence conditions --json` prints them."""
@@ -138,7 +293,10 @@ class Condition:
             "description": self.description,
             "mesh": [dict(m) for m in self.mesh],
             "text_words": list(self.text_words),
-            "icd10": list(self.icd10),
+            "intervention_words": list(self.intervention_words),
+            "exclusions": [dict(e) for e in self.exclusions],
+            "icd10": [dict(c) for c in self.icd10],
+            "handout": handout_dict(self.handout),
             "term": self.term,
             "path": str(self.path),
             "builtin": self.builtin,
@@ -147,17 +305,51 @@ class Condition:
 
 def exclusion_words(condition: Condition) -> tuple[str, ...]:
     """The text words that mark "massage" that is not massage therapy, for this condition."""
-    return EXCLUSION_TEXT_WORDS + tuple(getattr(condition, "exclusions", ()) or ())
+    return EXCLUSION_TEXT_WORDS + tuple(e["words"] for e in condition.exclusions)
+
+
+def _default_handout() -> dict:
+    return {**DEFAULT_HANDOUT, "cpt": tuple(dict(c) for c in DEFAULT_CPT)}
+
+
+def handout_dict(handout: dict) -> dict:
+    """A condition's handout parts as a fresh JSON-ready dict (cpt as a list of dicts)."""
+    return {**handout, "cpt": [dict(c) for c in handout.get("cpt") or ()]}
+
+
+def condition_block(condition: Condition) -> str:
+    """The condition's own headings and words, ORed."""
+    parts = [f'"{m["heading"]}"[mh]' for m in condition.mesh]
+    parts += [_tiab(word) for word in condition.text_words]
+    return " OR ".join(parts)
+
+
+def massage_block(condition: Condition) -> str:
+    """The shared massage block, plus the condition's own technique words."""
+    return " OR ".join(p for p in (MASSAGE_TERM, _own_massage(condition)) if p)
+
+
+def exclusions_block(condition: Condition) -> str:
+    """The shared exclusions, plus the condition's own."""
+    return " OR ".join(p for p in (EXCLUSIONS_TERM, _own_exclusions(condition)) if p)
+
+
+def _own_massage(condition: Condition) -> str:
+    return " OR ".join(_tiab(word) for word in condition.intervention_words)
+
+
+def _own_exclusions(condition: Condition) -> str:
+    return " OR ".join(_tiab(e["words"], _FIELD_TAGS[e["field"]]) for e in condition.exclusions)
 
 
 def compile_term(condition: Condition) -> str:
     """Combine a condition's block with the massage block, exclusions and humans filter."""
     if condition.raw_term is not None:
         return condition.raw_term
-    parts = [f'"{m["heading"]}"[mh]' for m in condition.mesh]
-    parts += [_tiab(word) for word in condition.text_words]
-    block = " OR ".join(parts)
-    return f"({block}) AND ({MASSAGE_TERM}) NOT ({EXCLUSIONS_TERM}) NOT ({HUMANS_FILTER})"
+    return (
+        f"({condition_block(condition)}) AND ({massage_block(condition)}) "
+        f"NOT ({exclusions_block(condition)}) NOT ({HUMANS_FILTER})"
+    )
 
 
 def load_conditions(
@@ -213,8 +405,11 @@ def _load_file(path: Path, builtin: bool = False) -> Condition:
         raise ConditionError(f"{path}: title: must be one line")
     description = _string(path, data, "description") or ""
     mesh = _mesh(path, data.get("mesh", []))
-    text_words = _text_words(path, data.get("text_words", []))
+    text_words = _words(path, "text_words", data.get("text_words", []))
+    intervention_words = _words(path, "intervention_words", data.get("intervention_words", []))
+    exclusions = _exclusions(path, data.get("exclusions", []))
     icd10 = _icd10(path, data.get("icd10", []))
+    handout = _handout(path, data.get("handout", {}))
     raw_term = _raw_term(path, data)
 
     structured = "mesh" in data or "text_words" in data
@@ -227,6 +422,12 @@ def _load_file(path: Path, builtin: bool = False) -> Condition:
         raise ConditionError(
             f"{path}: term: no search given; add mesh and/or text_words, or a raw PubMed term"
         )
+    for key in ("intervention_words", "exclusions"):
+        if raw_term is not None and data.get(key):
+            raise ConditionError(
+                f"{path}: {key}: a raw term is sent as written, so {key} would be ignored; "
+                "write them into the term, or use mesh/text_words instead of term"
+            )
     return Condition(
         slug=slug,
         title=title,
@@ -237,6 +438,9 @@ def _load_file(path: Path, builtin: bool = False) -> Condition:
         raw_term=raw_term,
         path=path,
         builtin=builtin,
+        intervention_words=intervention_words,
+        exclusions=exclusions,
+        handout=handout,
     )
 
 
@@ -306,26 +510,42 @@ def _wrong_type(path: Path, key: str, expected: str, value: object) -> Condition
 
 
 def _check_keys(path: Path, data: dict) -> None:
+    _check_table_keys(path, data, _KEYS)
+
+
+def _check_table_keys(path: Path, data: dict, allowed: tuple[str, ...], prefix: str = "") -> None:
     for key in data:
-        if key not in _KEYS:
-            close = difflib.get_close_matches(key, _KEYS, n=1)
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
             hint = f"did you mean {close[0]}? " if close else ""
             raise ConditionError(
-                f"{path}: {key}: unknown key; {hint}allowed keys are {', '.join(_KEYS)}"
+                f"{path}: {prefix}{key}: unknown key; {hint}allowed keys are {', '.join(allowed)}"
             )
 
 
-def _string(path: Path, data: dict, key: str, required: bool = False) -> str | None:
+def _string(path: Path, data: dict, key: str, required: bool = False, label: str = "") -> str | None:
+    label = label or key
     if key not in data:
         if required:
-            raise ConditionError(f'{path}: {key}: missing; add {key} = "..."')
+            raise ConditionError(f'{path}: {label}: missing; add {key} = "..."')
         return None
     value = data[key]
     if not isinstance(value, str):
-        raise _wrong_type(path, key, "a string", value)
+        raise _wrong_type(path, label, "a string", value)
     if required and not value.strip():
-        raise ConditionError(f"{path}: {key}: is empty; give it some words")
+        raise ConditionError(f"{path}: {label}: is empty; give it some words")
     return value
+
+
+def _one_line(path: Path, data: dict, key: str, label: str, required: bool = False) -> str | None:
+    value = _string(path, data, key, required=required, label=label)
+    if value is None:
+        return None
+    if not value.strip():
+        raise ConditionError(f"{path}: {label}: is empty; give it some words or remove it")
+    if "\n" in value.strip():
+        raise ConditionError(f"{path}: {label}: must be one line")
+    return value.strip()
 
 
 def _array(path: Path, key: str, value: object) -> list:
@@ -334,7 +554,7 @@ def _array(path: Path, key: str, value: object) -> list:
     return value
 
 
-def _phrase(path: Path, key: str, value: object, wildcards: bool) -> str:
+def _phrase(path: Path, key: str, value: object, wildcards: bool, proximity: bool = False) -> str:
     if not isinstance(value, str):
         raise _wrong_type(path, key, "a string", value)
     if not value.strip():
@@ -345,17 +565,55 @@ def _phrase(path: Path, key: str, value: object, wildcards: bool) -> str:
             f"{path}: {key}: {value!r} contains {' '.join(bad)}; write the plain words, "
             "the search tags and quotes are added for you"
         )
-    if "*" in value:
+    text = " ".join(value.split())
+    if "~" in text:
+        text = _proximity(path, key, value, text, proximity)
+    if "*" in text:
         if not wildcards:
             raise ConditionError(f"{path}: {key}: {value!r}: a MeSH heading takes no wildcard")
-        for word in value.split():
+        words = text.split()
+        for i, word in enumerate(words):
             root = word.split("*", 1)[0]
             if "*" in word and len(root) < _WILDCARD_ROOT:
                 raise ConditionError(
                     f"{path}: {key}: {value!r}: PubMed needs at least {_WILDCARD_ROOT} "
                     f"letters before a *; spell out {word!r}'s endings instead"
                 )
-    return value.strip()
+            if "*" in word[:-1] or ("*" in word and i < len(words) - 1):
+                raise ConditionError(
+                    f"{path}: {key}: {value!r}: a * may only end the last word; PubMed does "
+                    "not reliably expand one inside a phrase, so spell the variants out"
+                )
+    return text
+
+
+def _proximity(path: Path, key: str, value: str, text: str, allowed: bool) -> str:
+    if not allowed:
+        raise ConditionError(
+            f"{path}: {key}: {value!r}: ~ (proximity) works only in text words and exclusions"
+        )
+    match = _PROXIMITY.match(text)
+    if not match:
+        raise ConditionError(
+            f"{path}: {key}: {value!r}: write proximity as the words, then ~ and a number "
+            "at the end, e.g. 'labor pain~3'"
+        )
+    phrase, distance = match.group("phrase"), int(match.group("distance"))
+    if len(phrase.split()) < 2:
+        raise ConditionError(
+            f"{path}: {key}: {value!r}: proximity needs two or more words before the ~"
+        )
+    if "*" in phrase:
+        raise ConditionError(
+            f"{path}: {key}: {value!r}: PubMed takes no * in a proximity search; "
+            "list the word's endings as separate words"
+        )
+    if distance > _MAX_DISTANCE:
+        raise ConditionError(
+            f"{path}: {key}: {value!r}: ~{distance} is too far apart to mean anything; "
+            f"use a number from 0 to {_MAX_DISTANCE}"
+        )
+    return f"{phrase}~{distance}"
 
 
 def _mesh(path: Path, value: object) -> tuple[dict, ...]:
@@ -367,9 +625,9 @@ def _mesh(path: Path, value: object) -> tuple[dict, ...]:
         for extra in item:
             if extra not in ("heading", "ui"):
                 raise ConditionError(f"{path}: {key}.{extra}: unknown key; use heading and ui")
-        for field in ("heading", "ui"):
-            if field not in item:
-                raise ConditionError(f'{path}: {key}.{field}: missing; add {field} = "..."')
+        for name in ("heading", "ui"):
+            if name not in item:
+                raise ConditionError(f'{path}: {key}.{name}: missing; add {name} = "..."')
         heading = _phrase(path, f"{key}.heading", item["heading"], wildcards=False)
         ui = item["ui"]
         if not isinstance(ui, str):
@@ -383,26 +641,122 @@ def _mesh(path: Path, value: object) -> tuple[dict, ...]:
     return tuple(items)
 
 
-def _text_words(path: Path, value: object) -> tuple[str, ...]:
-    words = _array(path, "text_words", value)
-    return tuple(
-        _phrase(path, f"text_words[{i}]", word, wildcards=True) for i, word in enumerate(words)
+def _words(path: Path, key: str, value: object) -> tuple[str, ...]:
+    words = []
+    for i, word in enumerate(_array(path, key, value)):
+        words.append(_phrase(path, f"{key}[{i}]", word, wildcards=True, proximity=True))
+    return tuple(words)
+
+
+def _exclusions(path: Path, value: object) -> tuple[dict, ...]:
+    items = []
+    for i, item in enumerate(_array(path, "exclusions", value)):
+        key = f"exclusions[{i}]"
+        if isinstance(item, str):
+            item = {"words": item}
+        elif not isinstance(item, dict):
+            raise _wrong_type(
+                path, key, 'a string, or a table {words = "...", field = "title"}', item
+            )
+        for extra in item:
+            if extra not in ("words", "field"):
+                raise ConditionError(f"{path}: {key}.{extra}: unknown key; use words and field")
+        if "words" not in item:
+            raise ConditionError(f'{path}: {key}.words: missing; add words = "..."')
+        words = _phrase(path, f"{key}.words", item["words"], wildcards=True, proximity=True)
+        where = item.get("field", "title/abstract")
+        if where not in _FIELD_TAGS:
+            raise ConditionError(
+                f"{path}: {key}.field: {where!r} is not a field; use "
+                + " or ".join(repr(f) for f in _FIELD_TAGS)
+            )
+        items.append({"words": words, "field": where})
+    return tuple(items)
+
+
+def _icd10(path: Path, value: object) -> tuple[dict, ...]:
+    items = []
+    seen: set[str] = set()
+    for i, item in enumerate(_array(path, "icd10", value)):
+        key = f"icd10[{i}]"
+        if not isinstance(item, dict):
+            raise _wrong_type(
+                path, key, 'a table {code = "M54.50", description = "..."}', item
+            )
+        _check_table_keys(path, item, ("code", "description"), prefix=f"{key}.")
+        code = _string(path, item, "code", required=True, label=f"{key}.code").strip()
+        _check_icd_code(path, f"{key}.code", code)
+        if code in seen:
+            raise ConditionError(f"{path}: {key}.code: {code} is listed twice; keep one")
+        seen.add(code)
+        description = _one_line(path, item, "description", f"{key}.description", required=True)
+        items.append({"code": code, "description": description, "category": code.endswith("-")})
+    return tuple(items)
+
+
+def _check_icd_code(path: Path, key: str, code: str) -> None:
+    if _ICD_CODE.match(code) or _ICD_CATEGORY.match(code):
+        return
+    lower_x = _ICD_LOWER_X.match(code)
+    if lower_x:
+        raise ConditionError(
+            f"{path}: {key}: {code!r}: x is no wildcard in ICD-10-CM (X is a real character "
+            f"inside codes); write the category as {lower_x.group(1)}- and your doctor picks "
+            "the full code"
+        )
+    if _ICD_RANGE.match(code):
+        raise ConditionError(
+            f"{path}: {key}: {code!r}: a range is no code, and may span headings; list "
+            "each billable code, or write the category with a dash, e.g. M17.-"
+        )
+    raise ConditionError(
+        f"{path}: {key}: {code!r} is not an ICD-10-CM code; write a billable code such as "
+        "M54.50, or a category with a dash such as M75.-"
     )
 
 
-def _icd10(path: Path, value: object) -> tuple[str, ...]:
-    codes = []
-    for i, code in enumerate(_array(path, "icd10", value)):
-        key = f"icd10[{i}]"
-        if not isinstance(code, str):
-            raise _wrong_type(path, key, "a string", code)
-        if not _ICD10.match(code):
+def _handout(path: Path, value: object) -> dict:
+    if not isinstance(value, dict):
+        raise _wrong_type(path, "handout", "a table ([handout])", value)
+    _check_table_keys(path, value, _HANDOUT_KEYS, prefix="handout.")
+    handout = _default_handout()
+    if "diary" in value:
+        diary = _string(path, value, "diary", label="handout.diary")
+        if diary not in DIARY_KINDS:
             raise ConditionError(
-                f"{path}: {key}: {code!r} is not an ICD-10-CM code; write e.g. M54.50, "
-                "a range M17.0-M17.9 (plain hyphen) or a category M75.x"
+                f"{path}: handout.diary: {diary!r} is not a diary kind; use one of "
+                + ", ".join(DIARY_KINDS)
             )
-        codes.append(code)
-    return tuple(codes)
+        handout["diary"] = diary
+    if "letter" in value:
+        if not isinstance(value["letter"], bool):
+            raise _wrong_type(path, "handout.letter", "true or false", value["letter"])
+        handout["letter"] = value["letter"]
+    if "provider" in value:
+        handout["provider"] = _one_line(path, value, "provider", "handout.provider")
+    if "cpt" in value:
+        handout["cpt"] = _cpt(path, value["cpt"])
+    if "safety" in value:
+        handout["safety"] = _one_line(path, value, "safety", "handout.safety")
+    return handout
+
+
+def _cpt(path: Path, value: object) -> tuple[dict, ...]:
+    items = []
+    for i, item in enumerate(_array(path, "handout.cpt", value)):
+        key = f"handout.cpt[{i}]"
+        if not isinstance(item, dict):
+            raise _wrong_type(path, key, 'a table {code = "97124", words = "..."}', item)
+        _check_table_keys(path, item, ("code", "words"), prefix=f"{key}.")
+        code = _string(path, item, "code", required=True, label=f"{key}.code").strip()
+        if not _CPT.match(code):
+            raise ConditionError(
+                f"{path}: {key}.code: {code!r} is not a CPT code; write five characters, "
+                "e.g. 97124"
+            )
+        words = _one_line(path, item, "words", f"{key}.words", required=True)
+        items.append({"code": code, "words": words})
+    return tuple(items)
 
 
 def _raw_term(path: Path, data: dict) -> str | None:

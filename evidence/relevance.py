@@ -77,32 +77,15 @@ class Rules:
     key: str
 
 
-def _word_pattern(word: str) -> str:
-    """One PubMed text word as a regex: `*` is any ending; spaces and hyphens are alike."""
-    # A proximity search ("labor pain"~3) is read as PubMed reads it: the words within a few
-    # words of each other, in either order.
-    proximity = re.fullmatch(r'"?(.+?)"?~(\d+)', word.strip())
-    if proximity:
-        parts = [_token(p) for p in proximity.group(1).split()]
-        gap = rf"(?:[\s-]+[\w'’]+){{0,{int(proximity.group(2))}}}?[\s-]+"
-        orders = (parts, parts[::-1]) if len(parts) > 1 else (parts,)
-        return "|".join(r"\b" + gap.join(order) + r"\b" for order in orders)
-    parts = re.split(r"[\s-]+", word.strip())
-    return r"\b" + r"[\s-]+".join(_token(p) for p in parts if p) + r"\b"
-
-
-def _token(part: str) -> str:
-    if part.endswith("*"):
-        return re.escape(part[:-1]) + r"\w*"
-    return re.escape(part)
-
-
 def _compile(words) -> re.Pattern | None:
     # Longest first, so the reason quotes "deep tissue massage" rather than "massage".
     alternatives = sorted({w.strip() for w in words if w and w.strip()}, key=len, reverse=True)
     if not alternatives:
         return None
-    return re.compile("|".join(f"(?:{_word_pattern(w)})" for w in alternatives), re.IGNORECASE)
+    # queries.word_pattern reads a text word as the search does (wildcards, hyphens, ~N).
+    return re.compile(
+        "|".join(f"(?:{queries.word_pattern(w).pattern})" for w in alternatives), re.IGNORECASE
+    )
 
 
 def rules_for(condition: Condition) -> Rules:

