@@ -227,7 +227,7 @@ def _study_row(r: dict) -> dict:
         "short_title": short_title(r),
         "title": title_of(r),
         "finding": excerpt(said) if said else None,
-        "citation": vancouver(r),
+        "citation": vancouver(r, max_authors=3),  # Citing Medicine: "first 3, et al."
         "free_full_text": bool(pmcid),
         "pubmed_url": f"https://pubmed.ncbi.nlm.nih.gov/{clean(r.get('pmid'))}/",
         "pmc_url": f"https://pmc.ncbi.nlm.nih.gov/articles/{pmcid}/" if pmcid else None,
