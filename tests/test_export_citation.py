@@ -232,3 +232,19 @@ def test_finding_reads_labels_when_nlm_gave_no_category():
     assert finding(record) == "SYNTHETIC reading."
     record["abstract_sections"][1]["label"] = "Results"
     assert finding(record) is None
+
+
+def test_show_prints_pubmeds_cite_with_every_author(tmp_path):
+    from click.testing import CliRunner
+
+    from evidence import cli
+    from evidence.store import Store
+
+    db = tmp_path / "show.db"
+    Store(db).save_records(real_records("23121403", "428877"), source="test")
+    result = CliRunner().invoke(cli.cli, ["show", "23121403", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == vancouver(real_record("23121403"))
+    assert "Simes J; ASPIRE Investigators." in result.output and "et al" not in result.output
+    german = CliRunner().invoke(cli.cli, ["show", "428877", "--db", str(db)]).output.splitlines()[0]
+    assert german.endswith("Fortschr Med. 1979 Mar 8;97(9):409-13. German. PMID: 428877.")
