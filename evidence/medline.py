@@ -85,10 +85,11 @@ def iter_medline(stream: TextIO, source: str) -> Iterator[dict]:
 
 
 class _Lines:
-    """The stream's lines for Bio.Medline, keeping those read since the last `take()`.
+    """The stream's lines for Bio.Medline, keeping the author lines read since the last `take()`.
 
     Bio.Medline yields a record when it reads the blank line after it, so at that moment the
-    kept lines are exactly that record's.
+    kept lines are exactly that record's. Only author lines (and an AD's continuations) are
+    kept: the rest Bio.Medline holds already, and a huge file must not be held twice.
     """
 
     def __init__(self, stream: TextIO):
@@ -96,8 +97,12 @@ class _Lines:
         self.kept: list[str] = []
 
     def __iter__(self):
+        tag = ""
         for line in self.stream:
-            self.kept.append(line)
+            if not line.startswith(_CONTINUATION):
+                tag = line[:4].rstrip()
+            if tag in _AUTHOR_TAGS:
+                self.kept.append(line)
             yield line
 
     def take(self) -> list[str]:
