@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import re
 
-# Citing Medicine lets a reference list cut long author lists to "the first 3 (or 6), et al.";
-# PubMed's "Cite" lists every author (NLM, 2023), so `vancouver` does unless told otherwise.
-HANDOUT_AUTHORS = 3
+# PubMed's "Cite" lists every author (NLM, 2023), so `vancouver` does unless `max_authors`
+# says otherwise: Citing Medicine lets a handout cut the list to "the first 3 (or 6), et al.".
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 # PubMed's ISO 639-2 (bibliographic) language codes: the English name PubMed's Cite prints
 # for a non-English article ("German."), and the BCP 47 tag CSL and reference managers want.
