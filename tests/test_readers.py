@@ -1,6 +1,7 @@
 """Every citation file, read by the readers people use, over every real fixture record.
 
-The records are all the real PubMed records in tests/fixtures/eutils (each PMID once). Each
+The records are all the real PubMed records in tests/fixtures/eutils (each PMID once), saved
+in a database and read back, as an export gets them. Each
 format is written once and each reader runs once over the whole file (one pandoc call per
 format), then the test compares, record by record and field by field, what the reader got
 with what the record holds: every record loads, every author (a group as one name), the
@@ -66,8 +67,19 @@ def _all_records() -> tuple[dict, ...]:
 
 
 @pytest.fixture(scope="module")
-def records() -> list[dict]:
-    return list(_all_records())
+def records(tmp_path_factory) -> list[dict]:
+    """The records as exports get them: saved in a database and read back."""
+    from evidence.store import Store
+
+    parsed = list(_all_records())
+    store = Store(tmp_path_factory.mktemp("db") / "readers.db")
+    store.save_records(parsed, source="fixtures")
+    stored = store.get_records([r["pmid"] for r in parsed])
+    store.close()
+    assert [s["pmid"] for s in stored] == [r["pmid"] for r in parsed]
+    for s, r in zip(stored, parsed):
+        assert {k: s[k] for k in r} == r, r["pmid"]  # the store keeps every parsed field
+    return stored
 
 
 @pytest.fixture(scope="module")
