@@ -1,11 +1,12 @@
 """MEDLINE / .nbib text (PubMed's "Send to: Citation manager") → the same records as `evidence.pubmed`.
 
-Read with `Bio.Medline`. The keys are those of `evidence.pubmed.RECORD_KEYS`; a field MEDLINE
-text does not carry is None (or [] for lists): `publication_type_ids`, each section's
-`category`, author `initials` when only FAU is given, and so on. Two things the text format
-loses, and this parser cannot restore:
-- where a collective author (CN) stood among the persons: collective names come last;
-- whether a MeSH heading was major on the descriptor or on a qualifier: either marks it major.
+Read with `Bio.Medline`, plus one pass over each record's lines in order, which Bio.Medline's
+dict of lists loses: which AD (affiliation) and AUID (ORCID) lines follow which author, and
+where a collective author (CN) stands among the persons. The keys are those of
+`evidence.pubmed.RECORD_KEYS`; a field MEDLINE text does not carry is None (or [] for lists):
+`publication_type_ids`, each section's `category`, MeSH and qualifier UIs, author `initials`
+when only FAU is given, and so on. An old record's single AD line, written before its
+authors, belongs to the first author (NLM recorded the first author's affiliation only).
 """
 
 from __future__ import annotations
@@ -41,12 +42,20 @@ CORRECTION_TAGS = {
 _WS = re.compile(r"\s*[ \t\n\r]\s*")
 _YEAR = re.compile(r"\b(\d{4})\b")
 _CORRECTION_PMID = re.compile(r"\s*PMID:\s*(\d+)\s*$")
-_DOI = re.compile(r"^(.*?)\s*\[doi\]$")
 # A section label is an upper-case run ending in ": " at the start of the abstract or right
 # after a sentence ends, as PubMed flattens structured abstracts ("BACKGROUND: ... METHODS: ...").
 # Requiring the sentence boundary keeps "HIV: " or "95% CI: " mid-sentence from splitting.
 _SECTION = re.compile(r"(?:^|(?<=[.?!)\]] ))([A-Z][A-Z0-9]*(?:[ ,&/-]+[A-Z0-9]+)*): ")
 _MIN_LABEL = 3
+# "10.1016/x [doi]": one LID or AID value; Bio.Medline joins repeated LID lines with a space.
+_TAGGED_ID = re.compile(r"(\S+) \[([\w-]+)\]")
+# "1533-4406 (Electronic)"; Bio.Medline joins repeated IS lines with a space.
+_ISSN = re.compile(r"(\S+) \(([A-Za-z]+)\)")
+# "2021/05/13 20:14 [entrez]", or without the time in old records.
+_PHST = re.compile(r"^(\d{4})/(\d{2})/(\d{2})(?: (\d{2}):(\d{2}))? \[([^\]]+)\]$")
+# The author tags whose order matters, and what continues a wrapped AD line.
+_AUTHOR_TAGS = ("FAU", "AU", "CN", "AD", "AUID")
+_CONTINUATION = "      "
 
 
 def looks_like_medline(head: bytes) -> bool:
@@ -59,22 +68,49 @@ def iter_medline(stream: TextIO, source: str) -> Iterator[dict]:
     """Parse MEDLINE text into records with the keys of `evidence.pubmed.RECORD_KEYS`."""
     from Bio import Medline  # pulls in Bio's package init; only MEDLINE imports pay for it
 
+    lines = _Lines(stream)
     try:
-        for number, raw in enumerate(Medline.parse(stream), start=1):
+        for number, raw in enumerate(Medline.parse(lines), start=1):
             pmid = raw.get("PMID")
             if not isinstance(pmid, str) or not pmid.strip().isdigit():
                 raise ParseError(
                     f"{source}: record {number} has no PMID line: not MEDLINE text "
                     "(expected lines like 'PMID- 12345678')."
                 )
-            yield _record(raw)
+            yield _record(raw, lines.take())
     except UnicodeDecodeError as err:
         raise ParseError(f"{source}: not text ({err.reason}): expected a MEDLINE/.nbib file.") from None
     except OSError as err:
         raise ParseError(f"{source}: cannot read it ({err}): check the file.") from None
 
 
-def _record(raw: dict) -> dict:
+class _Lines:
+    """The stream's lines for Bio.Medline, keeping the author lines read since the last `take()`.
+
+    Bio.Medline yields a record when it reads the blank line after it, so at that moment the
+    kept lines are exactly that record's. Only author lines (and an AD's continuations) are
+    kept: the rest Bio.Medline holds already, and a huge file must not be held twice.
+    """
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self.kept: list[str] = []
+
+    def __iter__(self):
+        tag = ""
+        for line in self.stream:
+            if not line.startswith(_CONTINUATION):
+                tag = line[:4].rstrip()
+            if tag in _AUTHOR_TAGS:
+                self.kept.append(line)
+            yield line
+
+    def take(self) -> list[str]:
+        kept, self.kept = self.kept, []
+        return kept
+
+
+def _record(raw: dict, lines: list[str] | None = None) -> dict:
     title = _clean(raw.get("TI"))
     vernacular = _clean(raw.get("TT"))
     sections = _split_abstract(_clean(raw.get("AB")))
@@ -82,15 +118,17 @@ def _record(raw: dict) -> dict:
     corrections = _corrections(raw)
     languages = _items(raw, "LA")
     pub_date = _clean(raw.get("DP"))
+    mesh_headings = [_mesh_heading(h) for h in _items(raw, "MH")]
+    pmid = raw["PMID"].strip()
     return {
-        "pmid": raw["PMID"].strip(),
+        "pmid": pmid,
         "title": title or vernacular or "",
         "vernacular_title": vernacular,
         "title_is_translation": bool(title) and title.startswith("[") and title.rstrip(".").endswith("]"),
         "abstract": "\n".join(f"{s['label']}: {s['text']}" if s["label"] else s["text"] for s in sections)
         or None,
         "abstract_sections": sections,
-        "authors": _authors(raw),
+        "authors": _authors(raw, lines),
         "journal": _clean(raw.get("JT")),
         "journal_abbrev": _clean(raw.get("TA")),
         "year": _year(pub_date),
@@ -102,7 +140,7 @@ def _record(raw: dict) -> dict:
         "pmcid": _clean(raw.get("PMC")),
         "publication_types": publication_types,
         "publication_type_ids": [],
-        "mesh_terms": [_descriptor(h) for h in _items(raw, "MH")],
+        "mesh_terms": [h["descriptor"] for h in mesh_headings],
         "mesh_major": [_descriptor(h) for h in _items(raw, "MH") if "*" in h],
         "keywords": _items(raw, "OT"),
         "language": languages[0] if languages else None,
@@ -115,6 +153,18 @@ def _record(raw: dict) -> dict:
         "retracted": "Retracted Publication" in publication_types
         or any(c["type"] == "RetractionIn" for c in corrections),
         "corrections": corrections,
+        "mesh_headings": mesh_headings,
+        "pub_model": _clean(raw.get("PUBM")),
+        "publication_status": _clean(raw.get("PST")),
+        "history": _history(raw),
+        "issns": [{"issn": m.group(1), "type": m.group(2)} for m in _ISSN.finditer(_clean(raw.get("IS")) or "")],
+        "article_ids": _article_ids(raw, pmid),
+        "elocation_ids": _tagged_ids(raw, "LID"),
+        "country": _clean(raw.get("PL")),
+        "nlm_unique_id": _clean(raw.get("JID")),
+        "owner": _clean(raw.get("OWN")),
+        "citation_subsets": (_clean(raw.get("SB")) or "").split(),
+        "copyright": _clean(raw.get("CI")),
     }
 
 
@@ -152,19 +202,73 @@ def _items(raw: dict, key: str) -> list[str]:
     return [t for t in (_clean(v) for v in value) if t]
 
 
-def _authors(raw: dict) -> list[dict]:
-    full, short = _items(raw, "FAU"), _items(raw, "AU")
-    authors = []
-    # FAU and AU come in pairs for persons; old records have only AU.
-    for i in range(max(len(full), len(short))):
-        fau = full[i] if i < len(full) else None
-        au = short[i] if i < len(short) else None
-        authors.append(_person(fau, au))
-    for name in _items(raw, "CN"):
-        authors.append(
-            {"last_name": None, "fore_name": None, "initials": None, "collective_name": name, "valid": True}
-        )
+def _author_lines(lines: list[str]) -> list[tuple[str, str]]:
+    """(tag, value) for the author tags, in file order, wrapped AD lines joined."""
+    pairs: list[tuple[str, str]] = []
+    tag = ""
+    for line in lines:
+        if line.startswith(_CONTINUATION):
+            if tag == "AD" and line.strip():
+                pairs[-1] = ("AD", pairs[-1][1] + " " + line.strip())
+            continue
+        tag = line[:4].rstrip()
+        if tag in _AUTHOR_TAGS and line[4:6] == "- ":
+            pairs.append((tag, line[6:].strip()))
+    return [(t, _clean(v) or "") for t, v in pairs]
+
+
+def _authors(raw: dict, lines: list[str] | None) -> list[dict]:
+    if lines is None:
+        lines = []
+    authors: list[dict] = []
+    pending_fau: str | None = None
+    orphan_affiliations: list[str] = []
+    for tag, value in _author_lines(lines):
+        if tag == "FAU":
+            if pending_fau is not None:  # a FAU without its AU
+                authors.append(_person(pending_fau, None))
+            pending_fau = value
+        elif tag == "AU":
+            authors.append(_person(pending_fau, value))
+            pending_fau = None
+        elif tag == "CN":
+            if pending_fau is not None:
+                authors.append(_person(pending_fau, None))
+                pending_fau = None
+            authors.append(_group(value))
+        else:
+            if pending_fau is not None:
+                authors.append(_person(pending_fau, None))
+                pending_fau = None
+            if not authors:
+                if tag == "AD":
+                    orphan_affiliations.append(value)
+                continue
+            if tag == "AD":
+                authors[-1]["affiliations"].append(value)
+            else:
+                source, _, identifier = value.partition(":")
+                authors[-1]["identifiers"].append(
+                    {"source": source.strip(), "id": identifier.strip()} if identifier else {"source": None, "id": value}
+                )
+    if pending_fau is not None:
+        authors.append(_person(pending_fau, None))
+    if not authors and not lines:
+        # Called without the record's lines: fall back on Bio.Medline's lists.
+        full, short = _items(raw, "FAU"), _items(raw, "AU")
+        for i in range(max(len(full), len(short))):
+            authors.append(_person(full[i] if i < len(full) else None, short[i] if i < len(short) else None))
+        authors += [_group(name) for name in _items(raw, "CN")]
+    if orphan_affiliations and authors:
+        authors[0]["affiliations"] = orphan_affiliations + authors[0]["affiliations"]
     return authors
+
+
+def _group(name: str) -> dict:
+    return {
+        "last_name": None, "fore_name": None, "initials": None, "collective_name": name,
+        "valid": True, "affiliations": [], "identifiers": [],
+    }  # fmt: skip
 
 
 def _person(fau: str | None, au: str | None) -> dict:
@@ -178,7 +282,10 @@ def _person(fau: str | None, au: str | None) -> dict:
         elif last is None:
             head, _, tail = au.rpartition(" ")
             last, initials = (head, tail) if head and tail.isupper() else (au, None)
-    return {"last_name": last, "fore_name": fore, "initials": initials, "collective_name": None, "valid": True}
+    return {
+        "last_name": last, "fore_name": fore, "initials": initials, "collective_name": None,
+        "valid": True, "affiliations": [], "identifiers": [],
+    }  # fmt: skip
 
 
 def _year(pub_date: str | None) -> int | None:
@@ -197,15 +304,59 @@ def _iso_date(value) -> str | None:
 
 
 def _doi(raw: dict) -> str | None:
-    for value in _items(raw, "LID") + _items(raw, "AID"):
-        match = _DOI.match(value)
-        if match and match.group(1):
-            return match.group(1)
+    for item in _tagged_ids(raw, "LID") + _tagged_ids(raw, "AID"):
+        if item["type"] == "doi":
+            return item["id"]
     return None
+
+
+def _tagged_ids(raw: dict, key: str) -> list[dict]:
+    """LID or AID values ("S0965-2299(21)00078-9 [pii]") as {type, id}, in file order."""
+    return [
+        {"type": m.group(2), "id": m.group(1)}
+        for value in _items(raw, key)
+        for m in _TAGGED_ID.finditer(value)
+    ]
+
+
+def _article_ids(raw: dict, pmid: str) -> list[dict]:
+    """PubMed XML's ArticleIdList as MEDLINE spreads it: the PMID, AID lines, PMC and MID."""
+    ids = [{"type": "pubmed", "id": pmid}] + _tagged_ids(raw, "AID")
+    for key, id_type in (("PMC", "pmc"), ("MID", "mid")):
+        ids += [{"type": id_type, "id": value} for value in _items(raw, key)]
+    return ids
+
+
+def _history(raw: dict) -> list[dict]:
+    history = []
+    for value in _items(raw, "PHST"):
+        match = _PHST.match(value)
+        if not match:
+            continue
+        year, month, day, hour, minute, status = match.groups()
+        try:
+            iso = date(int(year), int(month), int(day)).isoformat()
+        except ValueError:
+            continue
+        history.append({"status": status, "date": iso, "time": f"{hour}:{minute}" if hour else None})
+    return history
 
 
 def _descriptor(heading: str) -> str:
     return heading.split("/", 1)[0].lstrip("*").strip()
+
+
+def _mesh_heading(heading: str) -> dict:
+    """ "Aspirin/*administration & dosage/adverse effects" -> descriptor, major, qualifiers."""
+    descriptor, *qualifiers = (part.strip() for part in heading.split("/"))
+    return {
+        "descriptor": descriptor.lstrip("*").strip(),
+        "ui": None,
+        "major": descriptor.startswith("*"),
+        "qualifiers": [
+            {"name": q.lstrip("*").strip(), "ui": None, "major": q.startswith("*")} for q in qualifiers if q
+        ],
+    }
 
 
 def _registry_numbers(raw: dict) -> list[dict]:

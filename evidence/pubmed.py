@@ -2,18 +2,38 @@
 
 Pure: no network, no database. Every record has exactly the keys in `RECORD_KEYS`:
 
-- `pmid` (str); `title` (str: ArticleTitle's inner text with markup removed, or the
-  VernacularTitle when ArticleTitle is empty; "" if neither); `vernacular_title` (str|None);
-  `title_is_translation` (bool: PubMed shows a translated title in [brackets], kept in `title`)
+- `pmid` (str); `title` (str: ArticleTitle's inner text, or the VernacularTitle when
+  ArticleTitle is empty; "" if neither); `vernacular_title` (str|None);
+  `title_is_translation` (bool: PubMed shows a translated title in [brackets], kept in `title`).
+  Titles and abstracts keep the sense of their markup: `<i>`/`<b>` are dropped, a `<sup>` or
+  `<sub>` (and MathML scripts) become Unicode super/subscripts ("³He", "CO₂"), or NLM's own
+  parentheses when a script has no Unicode form ("LE(min)"), and other MathML reads as its tokens.
 - `abstract` (str|None: sections joined by "\\n", each "LABEL: text" when labelled);
-  `abstract_sections` (list of {label, category, text}; `<Abstract>` only, not `<OtherAbstract>`)
-- `authors` (list of {last_name, fore_name, initials, collective_name, valid}; None when absent;
-  `valid` is False for ValidYN="N", which PubMed keeps to record a corrected name)
+  `abstract_sections` (list of {label, category, text}; `<Abstract>` only, not `<OtherAbstract>`);
+  `copyright` (str|None: the abstract's CopyrightInformation, MEDLINE's CI)
+- `authors` (list of {last_name, fore_name, initials, collective_name, valid, affiliations,
+  identifiers}; a field absent in the XML is None; `valid` is False for ValidYN="N", which
+  PubMed keeps to record a corrected name; `affiliations` a list of str; `identifiers` a list
+  of {source, id}, e.g. {"source": "ORCID", "id": "0000-0002-1825-0097"})
 - `journal`, `journal_abbrev` (MedlineTA, else ISOAbbreviation), `year` (int|None),
   `pub_date` (as PubMed shows it: "2016 Jun 1", "1990 Spring" or the MedlineDate verbatim),
   `volume`, `issue`, `pages`, `doi`, `pmcid` (str|None)
 - `publication_types`, `publication_type_ids`, `mesh_terms`, `mesh_major`, `keywords`,
-  `languages` (lists of str); `language` (first language or None)
+  `languages` (lists of str, languages as PubMed's ISO 639-2 codes: "eng", "ger");
+  `language` (first language or None)
+- `mesh_headings` (list of {descriptor, ui, major, qualifiers: [{name, ui, major}]}: every
+  MeshHeading with its subheadings and major-topic flags, as MEDLINE's MH lines need them)
+- `pub_model` (Article@PubModel: "Print", "Print-Electronic", "Electronic",
+  "Electronic-Print", "Electronic-eCollection"; it decides PubMed's "Epub"/"Print" notes);
+  `publication_status` (PubmedData's "ppublish", "epublish" or "aheadofprint")
+- `history` (list of {status, date "YYYY-MM-DD", time "HH:MM"|None}: every PubMedPubDate,
+  e.g. received, accepted, entrez, pubmed, medline: MEDLINE's PHST, EDAT, MHDA, CRDT)
+- `issns` (list of {issn, type}: the journal's ISSNs, type "Print" or "Electronic", and
+  MedlineJournalInfo's ISSNLinking as type "Linking")
+- `article_ids` (list of {type, id}: all of PubmedData's ArticleIds: pubmed, doi, pii, pmc,
+  mid, ...); `elocation_ids` (list of {type, id}: the article's valid ELocationIDs, doi, pii)
+- `country` (the journal's country, MEDLINE's PL), `nlm_unique_id` (MEDLINE's JID),
+  `owner` (MedlineCitation@Owner, MEDLINE's OWN), `citation_subsets` (list of str, MEDLINE's SB)
 - `status` (MedlineCitation@Status), `date_revised`, `date_completed`, `article_date`
   ("YYYY-MM-DD" or None)
 - `registry_numbers` (list of {bank, accession}), `retracted` (bool),
@@ -50,6 +70,8 @@ RECORD_KEYS = (
     "mesh_terms", "mesh_major", "keywords", "language", "languages",
     "status", "date_revised", "date_completed", "article_date",
     "registry_numbers", "retracted", "corrections",
+    "mesh_headings", "pub_model", "publication_status", "history", "issns", "article_ids",
+    "elocation_ids", "country", "nlm_unique_id", "owner", "citation_subsets", "copyright",
 )  # fmt: skip
 
 ROOT_TAG = "PubmedArticleSet"
@@ -330,15 +352,16 @@ def parse_article(elem: ET.Element) -> dict:
     issue = journal.find("JournalIssue") if journal is not None else None
     pub_date = issue.find("PubDate") if issue is not None else None
 
-    title = _text(article.find("ArticleTitle"))
-    vernacular = _text(article.find("VernacularTitle"))
+    title = _rich_text(article.find("ArticleTitle"))
+    vernacular = _rich_text(article.find("VernacularTitle"))
     sections = _abstract_sections(article)
     type_elems = _grandchildren(article, "PublicationTypeList", "PublicationType")
     publication_types = [_text(e) or "" for e in type_elems]
     publication_type_ids = [e.get("UI", "") for e in type_elems]
     corrections = _corrections(citation)
     languages = [t for t in (_text(e) for e in article.findall("Language")) if t]
-    mesh_terms, mesh_major = _mesh(citation)
+    mesh_headings = _mesh_headings(citation)
+    journal_info = citation.find("MedlineJournalInfo")
     return {
         "pmid": _text(citation.find("PMID")) or "",
         "title": title or vernacular or "",
@@ -358,8 +381,12 @@ def parse_article(elem: ET.Element) -> dict:
         "pmcid": _article_id(pubmed_data, "pmc"),
         "publication_types": publication_types,
         "publication_type_ids": publication_type_ids,
-        "mesh_terms": mesh_terms,
-        "mesh_major": mesh_major,
+        "mesh_terms": [h["descriptor"] for h in mesh_headings],
+        # A heading is a major topic when its descriptor or any one qualifier is.
+        "mesh_major": [
+            h["descriptor"] for h in mesh_headings
+            if h["major"] or any(q["major"] for q in h["qualifiers"])
+        ],
         "keywords": [
             t for t in (_text(e) for e in _grandchildren(citation, "KeywordList", "Keyword")) if t
         ],
@@ -372,6 +399,18 @@ def parse_article(elem: ET.Element) -> dict:
         "registry_numbers": _registry_numbers(article),
         "retracted": _is_retracted(publication_types, publication_type_ids, corrections),
         "corrections": corrections,
+        "mesh_headings": mesh_headings,
+        "pub_model": article.get("PubModel"),
+        "publication_status": _text(pubmed_data.find("PublicationStatus")) if pubmed_data is not None else None,
+        "history": _history(pubmed_data),
+        "issns": _issns(journal, journal_info),
+        "article_ids": _article_ids(pubmed_data),
+        "elocation_ids": _elocation_ids(article),
+        "country": _text(journal_info.find("Country")) if journal_info is not None else None,
+        "nlm_unique_id": _text(journal_info.find("NlmUniqueID")) if journal_info is not None else None,
+        "owner": citation.get("Owner"),
+        "citation_subsets": [t for t in (_text(e) for e in citation.findall("CitationSubset")) if t],
+        "copyright": _text(_find_grandchild(article, "Abstract", "CopyrightInformation")),
     }
 
 
@@ -394,6 +433,16 @@ def _text(elem: ET.Element | None) -> str | None:
     if elem is None:
         return None
     raw = elem.text if len(elem) == 0 else "".join(elem.itertext())
+    # _fold's body, inlined: this runs for every field of every article.
+    if not raw:
+        return None
+    if (raw.isascii() and raw.isprintable()) or _ODD_SPACE.search(raw) is None:
+        return " ".join(raw.split()) or None
+    return _WS.sub(" ", raw).strip() or None
+
+
+def _fold(raw: str | None) -> str | None:
+    """Collapse layout whitespace to single spaces and strip; None for nothing left."""
     if not raw:
         return None
     # _WS tries a match at every character (~47 µs on a 1,500-character abstract); split and
@@ -405,6 +454,121 @@ def _text(elem: ET.Element | None) -> str | None:
     return _WS.sub(" ", raw).strip() or None
 
 
+# ---------------------------------------------------------------- markup that carries meaning
+
+_MATHML = "{http://www.w3.org/1998/Math/MathML}"
+_SUPERSCRIPT = str.maketrans("0123456789+-−=()ni", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁻⁼⁽⁾ⁿⁱ")
+_SUBSCRIPT = str.maketrans(
+    "0123456789+-−=()aehijklmnoprstuvx", "₀₁₂₃₄₅₆₇₈₉₊₋₋₌₍₎ₐₑₕᵢⱼₖₗₘₙₒₚᵣₛₜᵤᵥₓ"
+)
+# An accent MathML puts over a letter (the dot of V̇O₂) as the combining mark Unicode puts there.
+_ACCENTS = {".": "\u0307", "˙": "\u0307", "¯": "\u0304", "‾": "\u0304", "^": "\u0302", "~": "\u0303",
+            "→": "\u20d7", "¨": "\u0308"}
+
+
+def _rich_text(elem: ET.Element | None) -> str | None:
+    """Like `_text`, but a superscript, subscript or MathML formula keeps its sense.
+
+    Dropping the tags of `<sup>3</sup>He` gives "3He", and MathML's prescripts come after
+    their base in document order, so a tag-stripped "³He/¹²⁹Xe MRI" reads "He 3 / Xe 129 MRI".
+    """
+    if elem is None:
+        return None
+    if len(elem) == 0:
+        return _fold(elem.text)
+    parts: list[str] = []
+    _inline(elem, parts)
+    return _fold("".join(parts))
+
+
+def _local(tag) -> str:
+    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+
+
+def _inline(elem: ET.Element, parts: list[str]) -> None:
+    """Append an inline element's content (not its tail) to `parts`."""
+    if elem.text:
+        parts.append(elem.text)
+    for child in elem:
+        name = _local(child.tag)
+        if child.tag.startswith(_MATHML) or name == "math":
+            parts.append(_math(child))
+        elif name in ("sup", "sub"):
+            inner: list[str] = []
+            _inline(child, inner)
+            parts.append(_script(_fold("".join(inner)) or "", name == "sup"))
+        else:
+            _inline(child, parts)
+        if child.tail:
+            parts.append(child.tail)
+
+
+def _script(text: str, sup: bool) -> str:
+    """Unicode super/subscript when every character has one, else NLM's "(...)" convention."""
+    if not text:
+        return ""
+    table = _SUPERSCRIPT if sup else _SUBSCRIPT
+    converted = text.translate(table)
+    if all(a != b or a in "⁰¹²³⁴⁵⁶⁷⁸⁹₀₁₂₃₄₅₆₇₈₉" for a, b in zip(text, converted)):
+        return converted
+    return f"({text})"
+
+
+def _math(elem: ET.Element) -> str:
+    """A MathML element as plain text: tokens in reading order, scripts as `_script` makes them.
+
+    Whitespace between MathML elements is layout; only token elements hold text.
+    """
+    name = _local(elem.tag)
+    kids = [k for k in elem if _local(k.tag) not in ("annotation", "annotation-xml")]
+    if name in ("mi", "mn", "mo", "mtext", "ms"):
+        text = "".join(elem.itertext())
+        # A token of only spaces (<mtext> </mtext>) is a space; a padded token is its text.
+        return " " if text and not text.strip() else " ".join(text.split())
+    if name == "mspace":
+        return " "
+    if name in ("none", "mprescripts", "malignmark", "maligngroup"):
+        return ""
+    rendered = [_math(k) for k in kids]
+    if name == "msup" and len(rendered) == 2:
+        return rendered[0] + _script(rendered[1].strip(), True)
+    if name == "msub" and len(rendered) == 2:
+        return rendered[0] + _script(rendered[1].strip(), False)
+    if name == "msubsup" and len(rendered) == 3:
+        return rendered[0] + _script(rendered[1].strip(), False) + _script(rendered[2].strip(), True)
+    if name == "mmultiscripts" and rendered:
+        names = [_local(k.tag) for k in kids]
+        split = names.index("mprescripts") if "mprescripts" in names else len(kids)
+        post, pre = rendered[1:split], rendered[split + 1 :]
+        out = ""
+        for i in range(0, len(pre) - 1, 2):
+            out += _script(pre[i].strip(), False) + _script(pre[i + 1].strip(), True)
+        out += rendered[0]
+        for i in range(0, len(post) - 1, 2):
+            out += _script(post[i].strip(), False) + _script(post[i + 1].strip(), True)
+        return out
+    if name in ("mover", "munder", "munderover") and rendered:
+        base, marks = rendered[0], [r.strip() for r in rendered[1:]]
+        if name == "mover" and len(marks) == 1 and marks[0] in _ACCENTS and len(base) == 1:
+            return base + _ACCENTS[marks[0]]
+        return base + "".join(marks)
+    if name == "mfrac" and len(rendered) == 2:
+        num, den = (r.strip() for r in rendered)
+        num = num if len(num) <= 1 or num.isalnum() else f"({num})"
+        den = den if len(den) <= 1 or den.isalnum() else f"({den})"
+        return f"{num}/{den}"
+    if name == "msqrt":
+        inner = "".join(rendered).strip()
+        return "√" + (inner if len(inner) <= 1 or inner.isalnum() else f"({inner})")
+    if name == "mroot" and len(rendered) == 2:
+        return _script(rendered[1].strip(), True) + "√(" + rendered[0].strip() + ")"
+    if name == "mfenced":
+        return elem.get("open", "(") + elem.get("separators", ",")[:1].join(rendered) + elem.get("close", ")")
+    if name == "semantics":
+        return rendered[0] if rendered else ""
+    return "".join(rendered)
+
+
 def _is_translation(title: str | None) -> bool:
     # NLM brackets an English title translated from another language: "[Title]." or "[Title?]".
     return bool(title) and title.startswith("[") and title.rstrip(".").endswith("]")
@@ -413,7 +577,7 @@ def _is_translation(title: str | None) -> bool:
 def _abstract_sections(article: ET.Element) -> list[dict]:
     sections = []
     for part in _grandchildren(article, "Abstract", "AbstractText"):
-        text = _text(part)
+        text = _rich_text(part)
         if text is None:
             continue
         sections.append(
@@ -429,16 +593,34 @@ def _join_sections(sections: list[dict]) -> str | None:
 
 
 def _authors(article: ET.Element) -> list[dict]:
-    return [
-        {
-            "last_name": _text(author.find("LastName")),
-            "fore_name": _text(author.find("ForeName")),
-            "initials": _text(author.find("Initials")),
-            "collective_name": _text(author.find("CollectiveName")),
-            "valid": author.get("ValidYN", "Y") != "N",
-        }
-        for author in _grandchildren(article, "AuthorList", "Author")
-    ]
+    authors = []
+    for author in _grandchildren(article, "AuthorList", "Author"):
+        # One pass over the author's children: four finds and two findalls per author were
+        # a fifth of the parse time.
+        fields = {"LastName": None, "ForeName": None, "Initials": None, "CollectiveName": None}
+        affiliations, identifiers = [], []
+        for child in author:
+            tag = child.tag
+            if tag in fields:
+                fields[tag] = _text(child)
+            elif tag == "AffiliationInfo":
+                affiliations += [t for t in (_text(e) for e in child.findall("Affiliation")) if t]
+            elif tag == "Identifier":
+                value = _text(child)
+                if value:
+                    identifiers.append({"source": child.get("Source"), "id": value})
+        authors.append(
+            {
+                "last_name": fields["LastName"],
+                "fore_name": fields["ForeName"],
+                "initials": fields["Initials"],
+                "collective_name": fields["CollectiveName"],
+                "valid": author.get("ValidYN", "Y") != "N",
+                "affiliations": affiliations,
+                "identifiers": identifiers,
+            }
+        )
+    return authors
 
 
 def _journal_abbrev(citation: ET.Element, journal: ET.Element | None) -> str | None:
@@ -541,22 +723,84 @@ def _article_id(pubmed_data: ET.Element | None, id_type: str) -> str | None:
     return None
 
 
-def _mesh(citation: ET.Element) -> tuple[list[str], list[str]]:
-    """Every heading's descriptor ("" when it has none), and those that are a major topic."""
-    terms, major = [], []
+def _mesh_headings(citation: ET.Element) -> list[dict]:
+    """Every MeshHeading: descriptor ("" when it has none), its UI, and its qualifiers."""
+    headings = []
     for heading in _grandchildren(citation, "MeshHeadingList", "MeshHeading"):
-        descriptor = heading.find("DescriptorName")
-        if descriptor is None:
-            terms.append("")
-            continue
-        name = _text(descriptor) or ""
-        terms.append(name)
-        # A heading is a major topic when its descriptor or any one qualifier is.
-        if descriptor.get("MajorTopicYN") == "Y" or any(
-            q.get("MajorTopicYN") == "Y" for q in heading.findall("QualifierName")
-        ):
-            major.append(name)
-    return terms, major
+        descriptor = None
+        qualifiers = []
+        for child in heading:
+            if child.tag == "DescriptorName":
+                descriptor = child
+            elif child.tag == "QualifierName":
+                # MeSH names are plain text: split/join does _text's work without the call.
+                qualifiers.append(
+                    {"name": " ".join((child.text or "").split()), "ui": child.get("UI"),
+                     "major": child.get("MajorTopicYN") == "Y"}
+                )  # fmt: skip
+        headings.append(
+            {
+                "descriptor": " ".join((descriptor.text or "").split()) if descriptor is not None else "",
+                "ui": descriptor.get("UI") if descriptor is not None else None,
+                "major": descriptor is not None and descriptor.get("MajorTopicYN") == "Y",
+                "qualifiers": qualifiers,
+            }
+        )
+    return headings
+
+
+def _history(pubmed_data: ET.Element | None) -> list[dict]:
+    if pubmed_data is None:
+        return []
+    history = []
+    for entry in _grandchildren(pubmed_data, "History", "PubMedPubDate"):
+        # Numbers only, so findtext and int() do what _text would, for a sixth of the time.
+        try:
+            day = date(
+                int(entry.findtext("Year") or ""), int(entry.findtext("Month") or ""),
+                int(entry.findtext("Day") or ""),
+            ).isoformat()  # fmt: skip
+        except ValueError:
+            day = _iso_date(entry)  # a month written as a name
+            if day is None:
+                continue
+        hour, minute = entry.findtext("Hour"), entry.findtext("Minute")
+        time = None
+        if hour is not None and hour.strip().isdigit() and (minute is None or minute.strip().isdigit()):
+            time = f"{int(hour):02d}:{int(minute or 0):02d}"
+        history.append({"status": entry.get("PubStatus"), "date": day, "time": time})
+    return history
+
+
+def _issns(journal: ET.Element | None, journal_info: ET.Element | None) -> list[dict]:
+    issns = []
+    if journal is not None:
+        for issn in journal.findall("ISSN"):
+            value = _text(issn)
+            if value:
+                issns.append({"issn": value, "type": issn.get("IssnType")})
+    linking = _text(journal_info.find("ISSNLinking")) if journal_info is not None else None
+    if linking:
+        issns.append({"issn": linking, "type": "Linking"})
+    return issns
+
+
+def _article_ids(pubmed_data: ET.Element | None) -> list[dict]:
+    if pubmed_data is None:
+        return []
+    return [
+        {"type": e.get("IdType"), "id": value}
+        for e in _grandchildren(pubmed_data, "ArticleIdList", "ArticleId")
+        if (value := _text(e))
+    ]
+
+
+def _elocation_ids(article: ET.Element) -> list[dict]:
+    return [
+        {"type": e.get("EIdType"), "id": value}
+        for e in article.findall("ELocationID")
+        if e.get("ValidYN", "Y") != "N" and (value := _text(e))
+    ]
 
 
 def _registry_numbers(article: ET.Element) -> list[dict]:

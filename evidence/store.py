@@ -31,23 +31,27 @@ from typing import Iterable, Iterator
 
 from evidence.errors import NotCachedError, StoreError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Waiting this long for another process's write lock beats failing a long fetch: batches
 # commit in well under a second, so a wait this long only happens when something is stuck.
 BUSY_TIMEOUT_MS = 60_000
 
+# Migration 3 added the fields PubMed's MEDLINE files and citation managers need; they go
+# last, so the order of the older columns (and their place in content_hash) stays.
+TEXT_FIELDS_3 = ("pub_model", "publication_status", "country", "nlm_unique_id", "owner", "copyright")
+JSON_FIELDS_3 = ("mesh_headings", "history", "issns", "article_ids", "elocation_ids", "citation_subsets")
 TEXT_FIELDS = (
     "title", "vernacular_title", "abstract", "journal", "journal_abbrev", "pub_date",
     "volume", "issue", "pages", "doi", "pmcid", "language", "status", "date_revised",
     "date_completed", "article_date",
-)
+) + TEXT_FIELDS_3
 INT_FIELDS = ("year",)
 BOOL_FIELDS = ("retracted", "title_is_translation")
 JSON_FIELDS = (
     "abstract_sections", "authors", "publication_types", "publication_type_ids", "mesh_terms",
     "mesh_major", "keywords", "languages", "registry_numbers", "corrections",
-)
+) + JSON_FIELDS_3
 # What grading adds. Kept apart from the parsed fields, whose hash alone tells an updated
 # record from a plain refetch (a new grading rule is not an update from NLM).
 GRADE_COLUMNS = ("level", "level_label", "level_reason", "flags")
@@ -254,6 +258,8 @@ class Store:
                 self._migration_1()
             if self.schema_version < 2:
                 self._migration_2()
+            if self.schema_version < 3:
+                self._migration_3()
             self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _migration_1(self) -> None:
@@ -315,11 +321,24 @@ class Store:
     def _migration_2(self) -> None:
         # Topic fit per condition and record. NULL rules mean "not computed yet": the next
         # read or fetch of the condition computes it.
+        have = {row[1] for row in self.conn.execute("PRAGMA table_info(condition_records)")}
         for column, kind in FIT_COLUMNS:
-            self.conn.execute(f"ALTER TABLE condition_records ADD COLUMN {column} {kind}")
+            if column not in have:
+                self.conn.execute(f"ALTER TABLE condition_records ADD COLUMN {column} {kind}")
         self.conn.execute(
             "CREATE INDEX IF NOT EXISTS idx_condition_records_fit ON condition_records (condition, fit_rank)"
         )
+
+    def _migration_3(self) -> None:
+        """Fuller PubMed fields for citation files: MeSH with subheadings, history, ISSNs, ids.
+
+        Rows cached before it get NULL (read as None or []) until their next fetch fills them.
+        """
+        have = {row[1] for row in self.conn.execute("PRAGMA table_info(records)")}
+        for name in TEXT_FIELDS_3 + JSON_FIELDS_3:
+            # A database migrated by migration 1 of this version already has them.
+            if name not in have:
+                self.conn.execute(f"ALTER TABLE records ADD COLUMN {name} TEXT")
 
     # -- transactions ---------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from evidence.export import FORMATS, TEXT_FORMATS, render
 from evidence.export.citation import finding, vancouver
 from evidence.export.formats import defuse, split_pages
 from tests.test_export_citation import real_records
+from tests.test_pubmed import record
 
 # Collective names (23121403, 34092174, 38534005), markup titles (30108519, 29963580),
 # non-ASCII names (36987902, 38833988, 38914053), no DOI (428877, 419320), MedlineDate
@@ -51,22 +52,28 @@ def test_unknown_format_says_which_exist():
         render("docx", [], CONTEXT)
 
 
-def test_ris_reads_back_with_rispy(records):
-    import rispy
+def test_ris_follows_what_zotero_and_endnote_read():
+    body = text("ris", real_records("23121403"))
+    lines = body.splitlines()
+    # A group is one AU line ending in a comma (Zotero then keeps it as one name).
+    assert "AU  - ASPIRE Investigators," in lines and "AU  - Brighton, Timothy A" in lines
+    # The full title in T2, the abbreviation in J2 and JA; no JO, which Zotero reads as the
+    # abbreviation (and then drops the real one).
+    assert "T2  - The New England journal of medicine" in lines
+    assert "J2  - N Engl J Med" in lines and "JA  - N Engl J Med" in lines
+    assert not any(line.startswith("JO  -") for line in lines)
+    assert "DA  - 2012/11/22/" in lines and "PY  - 2012" in lines
+    # The PMID as an accession number, and as "PMID: n" in M2, which Zotero puts in Extra.
+    assert "AN  - 23121403" in lines and "M2  - PMID: 23121403" in lines
+    assert "LA  - en" in lines and "SN  - 1533-4406" in lines
+    assert "TI  - Low-dose aspirin for preventing recurrent venous thromboembolism" in lines
 
-    entries = rispy.loads(text("ris", records))
-    assert len(entries) == len(records)
-    for entry, r in zip(entries, records):
-        assert entry["type_of_reference"] == "JOUR"
-        assert entry["accession_number"] == r["pmid"]
-        assert entry["title"] == r["title"]
-        assert entry.get("doi") == r["doi"]
-        assert entry.get("authors", []) == [
-            a["collective_name"] or f"{a['last_name']}, {a['fore_name'] or a['initials']}"
-            for a in persons(r)
-        ]
-        assert entry["urls"] == [f"https://pubmed.ncbi.nlm.nih.gov/{r['pmid']}/"]
-        assert entry.get("year") == str(r["year"])
+
+def test_ris_dates_keep_seasons_and_ranges_in_the_fourth_part():
+    season = record("biopython__pubmed1.xml", "12091962")
+    assert "DA  - 1990///Spring" in text("ris", [season]).splitlines()
+    assert "DA  - 2021///Jan-Mar" in text("ris", real_records("34092084")).splitlines()
+    assert "DA  - 1985/08//" in text("ris", real_records("2930949")).splitlines()
 
 
 def test_ris_expands_medline_page_ranges():
@@ -76,31 +83,39 @@ def test_ris_expands_medline_page_ranges():
     assert split_pages("1116-1122") == ("1116", "1122")
 
 
-def test_nbib_reads_back_with_bio_medline(records):
+def test_nbib_has_the_lines_of_pubmeds_own_medline_files():
     from Bio import Medline
 
-    entries = list(Medline.parse(io.StringIO(text("nbib", records))))
-    assert len(entries) == len(records)
-    for entry, r in zip(entries, records):
-        assert entry["PMID"] == r["pmid"]
-        assert entry["TI"] == r["title"]
-        people = [a for a in persons(r) if not a["collective_name"]]
-        groups = [a["collective_name"] for a in persons(r) if a["collective_name"]]
-        assert entry.get("FAU", []) == [
-            f"{a['last_name']}, {a['fore_name']}" if a["fore_name"] else a["last_name"]
-            for a in people
-        ]
-        assert entry.get("CN", []) == groups
-        if r["doi"]:
-            assert entry["LID"] == f"{r['doi']} [doi]"
-            assert f"{r['doi']} [doi]" in entry["AID"]
-        else:
-            assert "LID" not in entry
-        assert entry["DP"] == r["pub_date"]
-        if r["abstract"]:
-            assert entry["AB"] == " ".join(r["abstract"].split())
-        assert entry.get("PMC") == r["pmcid"]
-        assert entry.get("PT", []) == r["publication_types"]
+    body = text("nbib", real_records("23121403"))
+    lines = body.splitlines()
+    for line in (
+        "OWN - NLM", "IS  - 1533-4406 (Electronic)", "IS  - 0028-4793 (Linking)",
+        "DEP - 20121104", "PL  - United States", "JID - 0255562", "SB  - AIM IM",
+        "MH  - Aspirin/*administration & dosage/adverse effects/therapeutic use",
+        "MH  - Venous Thromboembolism/epidemiology/*prevention & control",
+        "EDAT- 2012/11/06 06:00", "MHDA- 2012/12/10 06:00", "CRDT- 2012/11/06 06:00",
+        "PHST- 2012/11/04 00:00 [aheadofprint]", "AID - 10.1056/NEJMoa1210384 [doi]",
+        "PST - ppublish", "CIN - N Engl J Med. 2012 Nov 22;367(21):2039-41. PMID: 23121404",
+    ):  # fmt: skip
+        assert line in lines, line
+    # The group stands where PubMed lists it: after the twelfth person.
+    assert lines.index("CN  - ASPIRE Investigators") == lines.index("AU  - Simes J") + 1
+    assert lines[lines.index("AU  - Brighton TA") + 1].startswith("AD  - Department of Haematology")
+    (entry,) = Medline.parse(io.StringIO(body))
+    assert entry["SO"] == (
+        "N Engl J Med. 2012 Nov 22;367(21):1979-87. doi: 10.1056/NEJMoa1210384. Epub 2012 Nov 4."
+    )
+
+
+def test_nbib_writes_pii_ids_every_language_and_the_vernacular_title():
+    lines = text("nbib", real_records("33984499")).splitlines()
+    assert "LID - S0965-2299(21)00078-9 [pii]" in lines and "LID - 10.1016/j.ctim.2021.102737 [doi]" in lines
+    assert "AID - S0965-2299(21)00078-9 [pii]" in lines and "PST - aheadofprint" in lines
+    assert "CI  - Copyright © 2021 The Authors. Published by Elsevier Ltd.. All rights reserved." in lines
+    bilingual = text("nbib", real_records("36987902")).splitlines()
+    assert bilingual.count("LA  - eng") == 1 and "LA  - nor" in bilingual
+    assert any(line.startswith("TT  - Pasienter over 75\xa0år") for line in bilingual)
+    assert any(line.startswith("AUID- ORCID: ") for line in bilingual)
 
 
 def test_nbib_wraps_long_lines_with_six_spaces():
@@ -122,31 +137,40 @@ def _delatex(value: str) -> str:
     return LatexNodes2Text().latex_to_text(value)
 
 
-def test_bibtex_reads_back_with_bibtexparser(records):
-    import bibtexparser
+def test_bibtex_is_biblatex_data_with_bibtex_fallbacks():
+    body = text("bibtex", real_records("23121403"))
+    assert "author = {Brighton, Timothy A and " in body and " and {ASPIRE Investigators}}" in body
+    for field in (
+        "title = {{Low-dose aspirin for preventing recurrent venous thromboembolism}}",
+        "journal = {The New England journal of medicine}", "shortjournal = {N Engl J Med}",
+        "year = {2012}", "month = nov", "day = {22}", "pages = {1979--1987}",
+        "eprint = {23121403}", "eprinttype = {pubmed}", "langid = {english}",
+    ):  # fmt: skip
+        assert f"  {field}" in body, field
+    assert "pmid = " not in body  # not in biblatex's data model: biber drops it
 
-    from bibtexparser.middlewares import SeparateCoAuthors
 
-    library = bibtexparser.parse_string(
-        text("bibtex", records), append_middleware=[SeparateCoAuthors()]
-    )
-    assert not library.failed_blocks
-    assert len(library.entries) == len(records)
-    for entry, r in zip(library.entries, records):
-        assert entry.entry_type == "article"
-        assert entry.key == f"pmid{r['pmid']}"
-        assert entry["pmid"] == r["pmid"]
-        assert _delatex(entry["title"]) == r["title"]
-        assert entry["title"].startswith("{") and entry["title"].endswith("}")
-        if r["doi"]:
-            assert _delatex(entry["doi"]) == r["doi"]
-        else:
-            assert "doi" not in entry
-        # A group is one braced name; a person is "Last, First".
-        authors = entry["author"] if "author" in entry else []
-        assert [
-            _delatex(a) if a.startswith("{") else _delatex(a).split(",")[0] for a in authors
-        ] == family_names(r)
+def test_bibtex_braces_surnames_of_several_words():
+    body = text("bibtex", real_records("33984498"))
+    assert "{Isler Dalgic}, Ayse" in body or "{Isler Dalgic}, A" in body
+
+
+def test_bibtex_dates_for_seasons_and_ranges():
+    season = text("bibtex", [record("biopython__pubmed1.xml", "12091962")])
+    assert "  year = {1990}" in season and "  date = {1990-21}" in season  # ISO 8601-2 spring
+    ranged = text("bibtex", real_records("34092084"))
+    assert "  month = jan" in ranged and "  date = {2021-01/2021-03}" in ranged
+
+
+def test_bibtex_without_authors_has_one_empty_name_for_pybtex():
+    from pybtex.database import parse_string
+    from pybtex.plugin import find_plugin
+
+    body = text("bibtex", real_records("34097092"))
+    assert "  author = {{}}," in body
+    data = parse_string(body, "bibtex")
+    (entry,) = find_plugin("pybtex.style.formatting", "unsrt")().format_bibliography(data)
+    assert entry.text.render_as("text").startswith("Mitteilungen der DGN. Der Nervenarzt, 92(6):624–639")
 
 
 def test_bibtex_escapes_latex_specials_in_a_synthetic_title():
@@ -177,13 +201,29 @@ def test_csl_json_items_match_the_records(records):
     for item, r in zip(items, records):
         assert item["type"] == "article-journal"
         assert item["PMID"] == r["pmid"] and item["id"] == f"pmid{r['pmid']}"
-        assert item["title"] == r["title"]
+        # A style adds its own period: PubMed's closing one would be doubled.
+        assert item["title"] == r["title"].removesuffix(".")
         assert item.get("DOI") == r["doi"]
         assert item.get("PMCID") == r["pmcid"]
         assert [a.get("family") or a.get("literal") for a in item.get("author", [])] == (
             family_names(r)
         )
         assert item["issued"]["date-parts"][0][0] == r["year"]
+        assert item["container-title-short"] == r["journal_abbrev"]
+
+
+def test_csl_json_language_is_a_bcp47_tag_or_absent():
+    by = {i["PMID"]: i for i in json.loads(text("csl-json", real_records("23121403", "428877", "34096929")))}
+    assert (by["23121403"]["language"], by["428877"]["language"], by["34096929"]["language"]) == ("en", "de", "nl")
+    record_ = real_records("23121403")[0]
+    record_["language"] = "und"  # PubMed's "undetermined" has no tag
+    assert "language" not in json.loads(text("csl-json", [record_]))[0]
+    assert by["428877"]["original-title"] == "Pathophysiologie und Therapie der perinatalen Asphyxie bei reifen Neugeborenen"
+
+
+def test_csl_json_keeps_a_season_as_csl_month_21_to_24():
+    (item,) = json.loads(text("csl-json", [record("biopython__pubmed1.xml", "12091962")]))
+    assert item["issued"] == {"date-parts": [[1990, 21]]}
 
 
 def test_csl_json_dates_read_pubmed_date_text():

@@ -43,8 +43,12 @@ def test_result1_values():
     assert rec["pmid"] == "12230038"
     assert rec["title"] == "The Bio* toolkits--a brief overview."
     assert rec["authors"] == [
-        {"last_name": "Mangalam", "fore_name": "Harry", "initials": "H", "collective_name": None, "valid": True}
-    ]
+        {
+            "last_name": "Mangalam", "fore_name": "Harry", "initials": "H", "collective_name": None,
+            "valid": True, "affiliations": ["tacg Informatics, Irvine, CA 92612, USA. hjm@tacgi.com"],
+            "identifiers": [],
+        }
+    ]  # fmt: skip
     assert (rec["journal"], rec["journal_abbrev"]) == ("Briefings in bioinformatics", "Brief Bioinform")
     assert (rec["pub_date"], rec["year"], rec["volume"], rec["issue"], rec["pages"]) == (
         "2002 Sep", 2002, "3", "3", "296-302",
@@ -71,14 +75,37 @@ def test_result2_sections_ids_and_names():
     assert (scop["pub_date"], scop["year"], scop["date_revised"]) == ("2006", 2006, None)
     assert scop["authors"][2] == {
         "last_name": "Saqi", "fore_name": "Mansoor A S", "initials": "MA", "collective_name": None, "valid": True,
+        "affiliations": [], "identifiers": [],
     }  # fmt: skip
+    # The old format writes the first author's affiliation before the authors.
+    assert scop["authors"][0]["affiliations"] == [
+        "Bioinformatics, Institute of Cell and Molecular Science, School of Medicine and "
+        "Dentistry, Queen Mary, University of London, London EC1 6BQ, UK. j.a.casbon@qmul.ac.uk"
+    ]
+    assert scop["issns"] == [{"issn": "1471-2105", "type": "Electronic"}]
+    assert scop["history"] == [
+        {"status": "received", "date": "2005-06-17", "time": None},
+        {"status": "accepted", "date": "2006-01-10", "time": None},
+        {"status": "aheadofprint", "date": "2006-01-10", "time": None},
+    ]
+    assert scop["article_ids"] == [
+        {"type": "pubmed", "id": "16403221"},
+        {"type": "pii", "id": "1471-2105-7-10"},
+        {"type": "doi", "id": "10.1186/1471-2105-7-10"},
+        {"type": "pmc", "id": "PMC1373603"},
+    ]
+    assert (scop["pub_model"], scop["publication_status"], scop["country"], scop["nlm_unique_id"]) == (
+        "Electronic", "epublish", "England", "100965194",
+    )  # fmt: skip
+    assert (scop["owner"], scop["citation_subsets"]) == ("NLM", ["IM"])
     diagram = records["16377612"]
     assert [s["label"] for s in diagram["abstract_sections"]] == ["SUMMARY", "AVAILABILITY", "SUPPLEMENTARY INFORMATION"]
     assert diagram["doi"] == "10.1093/bioinformatics/btk021"
     assert diagram["title"] == "GenomeDiagram: a python package for the visualization of large-scale genomic data."
     cluster = records["14871861"]
-    assert cluster["authors"][0] == {
+    assert {k: v for k, v in cluster["authors"][0].items() if k != "affiliations"} == {
         "last_name": "de Hoon", "fore_name": "M J L", "initials": "MJ", "collective_name": None, "valid": True,
+        "identifiers": [],
     }  # fmt: skip
     assert cluster["publication_types"] == ["Comparative Study", "Evaluation Studies", "Journal Article", "Validation Studies"]
     # Text before the first label stays, as a section without a label.
@@ -101,6 +128,21 @@ def test_result3_wrapped_mesh_and_doi_from_lid():
     assert len(rec["mesh_terms"]) == 8
     assert [a["last_name"] for a in rec["authors"]] == ["Qiao", "Shen", "Bai", "Chen"]
     assert (rec["date_completed"], rec["date_revised"]) == ("2012-12-05", None)
+    # The wrapped AD line belongs to the author above it, and only to that one.
+    assert [a["affiliations"] for a in rec["authors"]] == [
+        ["School of Biomedical Engineering, Shanghai Jiao Tong University, Shanghai, People's Republic of China."],
+        [], [], [],
+    ]  # fmt: skip
+    assert rec["mesh_headings"][1] == {
+        "descriptor": "High-Intensity Focused Ultrasound Ablation", "ui": None, "major": False,
+        "qualifiers": [
+            {"name": "adverse effects", "ui": None, "major": False},
+            {"name": "instrumentation", "ui": None, "major": False},
+            {"name": "methods", "ui": None, "major": True},
+        ],
+    }  # fmt: skip
+    assert rec["issns"] == [{"issn": "0094-2405", "type": "Print"}, {"issn": "0094-2405", "type": "Linking"}]
+    assert rec["elocation_ids"] == [{"type": "doi", "id": "10.1118/1.4748329"}]
 
 
 # SYNTHETIC: no MEDLINE fixture has a collective author, a translated title, registry numbers or
@@ -136,6 +178,7 @@ def test_synthetic_fields_without_a_real_fixture():
     assert (rec["year"], rec["pub_date"], rec["status"], rec["language"]) == (2021, "2021 Jan-Mar", "Publisher", "ger")
     assert rec["authors"][-1] == {
         "last_name": None, "fore_name": None, "initials": None, "collective_name": "SYNTHETIC Study Group", "valid": True,
+        "affiliations": [], "identifiers": [],
     }  # fmt: skip
     assert rec["authors"][0]["initials"] == "P"
     assert rec["registry_numbers"] == [{"bank": "ClinicalTrials.gov", "accession": "NCT00000000"}]
@@ -207,3 +250,60 @@ def test_same_record_in_both_formats_agrees():
                     "pages", "doi", "pmcid", "publication_types", "mesh_terms", "language"):  # fmt: skip
             assert xml[pmid][key] == text[pmid][key], (pmid, key)
         assert [a["last_name"] for a in xml[pmid]["authors"]] == [a["last_name"] for a in text[pmid]["authors"]]
+
+
+# SYNTHETIC: the shape of a current PubMed MEDLINE record (two LID lines, which Bio.Medline
+# joins into one string, a group author between persons, AUID and several AD lines, PHST
+# with times), which none of the three old Biopython fixtures has.
+SYNTHETIC_CURRENT = """PMID- 99000020
+OWN - NLM
+STAT- Publisher
+IS  - 0000-0000 (Electronic)
+IS  - 0000-0001 (Linking)
+DP  - 2021 May 10
+TI  - SYNTHETIC current record.
+LID - S0000-0000(21)00000-0 [pii]
+LID - 10.99999/synthetic.1 [doi]
+FAU - SYNTHETIC, First
+AU  - SYNTHETIC F
+AUID- ORCID: 0000-0000-0000-0000
+AD  - SYNTHETIC Department One, a long affiliation that PubMed wraps onto a second line
+      because it is long.
+AD  - SYNTHETIC Department Two.
+CN  - SYNTHETIC Group
+FAU - SYNTHETIC, Second
+AU  - SYNTHETIC S
+LA  - eng
+LA  - ger
+PT  - Journal Article
+PHST- 2021/02/22 00:00 [received]
+PHST- 2021/05/13 20:14 [entrez]
+AID - S0000-0000(21)00000-0 [pii]
+AID - 10.99999/synthetic.1 [doi]
+PST - aheadofprint
+"""
+
+
+def test_current_record_shape_keeps_order_ids_and_history():
+    (rec,) = list(medline.iter_medline(io.StringIO(SYNTHETIC_CURRENT), "synthetic"))
+    assert [a["collective_name"] or a["last_name"] for a in rec["authors"]] == [
+        "SYNTHETIC", "SYNTHETIC Group", "SYNTHETIC",
+    ]  # fmt: skip
+    first = rec["authors"][0]
+    assert first["affiliations"] == [
+        "SYNTHETIC Department One, a long affiliation that PubMed wraps onto a second line because it is long.",
+        "SYNTHETIC Department Two.",
+    ]
+    assert first["identifiers"] == [{"source": "ORCID", "id": "0000-0000-0000-0000"}]
+    assert rec["authors"][2]["affiliations"] == []
+    # Bio.Medline joins the two LID lines; the DOI must not swallow the pii before it.
+    assert rec["doi"] == "10.99999/synthetic.1"
+    assert rec["elocation_ids"] == [
+        {"type": "pii", "id": "S0000-0000(21)00000-0"}, {"type": "doi", "id": "10.99999/synthetic.1"},
+    ]  # fmt: skip
+    assert rec["languages"] == ["eng", "ger"]
+    assert rec["history"] == [
+        {"status": "received", "date": "2021-02-22", "time": "00:00"},
+        {"status": "entrez", "date": "2021-05-13", "time": "20:14"},
+    ]
+    assert rec["publication_status"] == "aheadofprint"

