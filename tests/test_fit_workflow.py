@@ -152,6 +152,20 @@ def test_a_persons_note_appears_in_the_handout_and_the_csv(imported, tmp_path):
     assert rows[0]["note"] == note
 
 
+def test_a_persons_note_travels_in_every_citation_file(imported):
+    import bibtexparser
+    import rispy
+
+    note = "SYNTHETIC note: ask about 97140"
+    assert run("note", "33984499", note).exit_code == 0
+    ris = rispy.loads(run("export", SLUG, "--format", "ris", "-o", "-").stdout)
+    assert f"Note: {note}" in ris[0]["notes"]
+    csl = json.loads(run("export", SLUG, "--format", "csl-json", "-o", "-").stdout)
+    assert csl[0]["note"] == f"Note: {note}"
+    bib = bibtexparser.parse_string(run("export", SLUG, "--format", "bibtex", "-o", "-").stdout)
+    assert bib.entries[0]["note"] == f"Note: {note}"
+
+
 def test_including_a_retracted_study_warns_and_the_handout_says_why_it_is_left_out(imported):
     result = run("include", SLUG, "423962", "33984499")
     assert result.exit_code == 0

@@ -208,6 +208,8 @@ def to_ris(records: list[dict]) -> str:
             tag("N1", f"PMCID: {r['pmcid']} (free full text)")
         if _is_retracted(r):
             tag("N1", "RETRACTED: this article has been retracted.")
+        if clean(r.get("note")):
+            tag("N1", f"Note: {clean(r['note'])}")
         out.append("ER  - ")
         out.append("")
     return "\n".join(out)
@@ -463,6 +465,8 @@ def to_bibtex(records: list[dict]) -> str:
             note.append(f"PMCID: {clean(r['pmcid'])}")
         if _is_retracted(r):
             note.append("RETRACTED")
+        if clean(r.get("note")):
+            note.append(f"Note: {clean(r['note'])}")
         authors = " and ".join(_bib_author(a) for a in people(r))
         journal = latex_escape(r.get("journal") or r.get("journal_abbrev"))
         fields = [
@@ -539,8 +543,11 @@ def to_csl_items(records: list[dict]) -> list[dict]:
             # CSL wants BCP 47 ("en"); PubMed's "eng" would stop pandoc title-casing.
             "language": language_tag(r.get("language")) or "",
         }
-        if _is_retracted(r):
-            item["note"] = "RETRACTED"
+        # A person's note (`evidence note`) travels with the citation, after any retraction.
+        notes = ["RETRACTED"] if _is_retracted(r) else []
+        if clean(r.get("note")):
+            notes.append(f"Note: {clean(r['note'])}")
+        item["note"] = "; ".join(notes)
         items.append({k: v for k, v in item.items() if v not in ("", [], {}, None)})
     return items
 
