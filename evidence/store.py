@@ -715,6 +715,60 @@ class Store:
     def close(self) -> None:
         self.conn.close()
 
+    # -- screening (evidence review) ------------------------------------------------------
+
+    def screening_summary(self, condition: str | None = None) -> dict[str, dict]:
+        """Per condition with linked records (or just `condition`): how many, how many decided,
+        included, excluded, and when its last fetch ran (`last_fetch`, None if only imported)."""
+        where, params = ("WHERE cr.condition = ? ", [condition]) if condition else ("", [])
+        out = {
+            row["condition"]: row
+            for row in _dicts(self.conn.execute(
+                "SELECT cr.condition, count(*) AS records, count(d.pmid) AS screened, "
+                "coalesce(sum(d.decision = 'include'), 0) AS included, "
+                "coalesce(sum(d.decision = 'exclude'), 0) AS excluded "
+                "FROM condition_records cr LEFT JOIN decisions d "
+                f"ON d.condition = cr.condition AND d.pmid = cr.pmid {where}GROUP BY cr.condition",
+                params,
+            ))
+        }
+        for condition_, last in self.conn.execute(
+            "SELECT condition, max(coalesce(finished_at, started_at)) FROM runs "
+            f"WHERE kind = 'fetch' {'AND condition = ? ' if condition else ''}GROUP BY condition",
+            params,
+        ):
+            if condition_ in out:
+                out[condition_]["last_fetch"] = last
+        for row in out.values():
+            row.setdefault("last_fetch", None)
+        return out
+
+    def is_linked(self, condition: str, pmid: str) -> bool:
+        """Whether a PMID is one of a condition's records."""
+        return self.conn.execute(
+            "SELECT 1 FROM condition_records WHERE condition = ? AND pmid = ?", [condition, pmid]
+        ).fetchone() is not None
+
+    def search_pmids(self, text: str, *, condition: str | None = None) -> set[str]:
+        """Every PMID whose title or abstract matches a search (the syntax of `search`)."""
+        join, params = "", [_fts_query(text)]
+        if condition:
+            join = "JOIN condition_records cr ON cr.pmid = r.pmid AND cr.condition = ?"
+            params.insert(0, condition)
+        try:
+            cursor = self.conn.execute(
+                f"SELECT r.pmid FROM records_fts JOIN records r ON r.rowid = records_fts.rowid {join} "
+                "WHERE records_fts MATCH ?", params,
+            )
+            return {row[0] for row in cursor}
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise self._open_error(exc) from None
+            raise StoreError(
+                f"Cannot understand the search {text!r} ({exc}). Use plain words, "
+                'put a phrase in "double quotes", and use AND, OR, NOT in capitals.'
+            ) from None
+
 
 class _Transaction:
     def __init__(self, store: Store):
