@@ -209,10 +209,28 @@ def fetch(slugs, all_, refresh, max_age, email, db, queries_dir, as_json):
             f"{condition.slug}: found {summary.found}, new {summary.new}, updated {summary.updated}, "
             f"failed {summary.failed}, requests {summary.requests}, {summary.seconds:.1f} s"
         )
+        _report_new_on_topic(condition.slug, summary.new_on_topic)
     if as_json:
         _emit_json([s.to_dict() for s in summaries])
     if failed:
         sys.exit(1)
+
+
+def _report_new_on_topic(slug: str, rows: list[dict], shown: int = 10) -> None:
+    """Name the studies about massage for the condition that this run added."""
+    if not rows:
+        _err(f"{slug}: no new studies about massage for this condition.")
+        return
+    _err(f"{slug}: {_count(len(rows), 'new study', 'new studies')} about massage for this condition "
+         f"(evidence list {slug} --new):")
+    for r in rows[:shown]:
+        _err(f"  {r['pmid']:<9} {r.get('year') or '':<4} {r['fit']:<7} {_cut(r.get('title') or '', 70)}")
+    if len(rows) > shown:
+        _err(f"  ... and {len(rows) - shown} more.")
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n:,} {one if n == 1 else many}"
 
 
 class _progress_bar:
@@ -296,6 +314,8 @@ def import_(files, slug, db, queries_dir, as_json):
             f"{summary.deleted} deleted){linked}, {elapsed:.1f} s, {rate:,.0f} records/s, "
             f"{size / 1e6:.1f} MB"
         )
+        if slug:
+            _report_new_on_topic(slug, summary.new_on_topic)
     if as_json:
         _emit_json([s.to_dict() for s in summaries])
 
@@ -308,42 +328,61 @@ LIST_FIELDS = (
     "mesh_terms", "language", "status", "date_revised", "retracted", "corrections", "level",
     "level_label", "flags",
 )
+# In a condition's listing, after the record's own fields.
+LISTING_FIELDS = ("fit", "fit_reason", "decision", "note")
 
 
 def contract(record: dict) -> dict:
     """A record as DESIGN.md's JSON contract names it, plus curation and extra fields."""
     out = {k: record.get(k) for k in LIST_FIELDS}
+    if "fit" in record:
+        out.update({k: record.get(k) for k in LISTING_FIELDS})
     for key, value in record.items():
-        if key not in out and key not in ("rank",):
+        if key not in out and key not in ("rank", "fit_rank"):
             out[key] = value
     return out
 
 
 @cli.command(name="list")
 @click.argument("slug")
+@click.option("--fit", "fits", multiple=True, type=click.Choice(["direct", "partial", "mention", "none"]),
+              help="Only this topic fit (repeatable): direct, partial, mention, none.")
 @click.option("--level", "levels", multiple=True, type=click.IntRange(1, 5), help="Only this level (repeatable).")
 @click.option("--since", type=int, help="Only studies published this year or later.")
+@click.option("--new", "new_only", is_flag=True, help="Only studies the last fetch or import added.")
+@click.option("--sort", type=click.Choice(["fit", "level"]), default="fit", show_default=True,
+              help="fit: on-topic first, then level, then newest; level: level, then newest.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many (default: all for --json/--csv, 40 for the table).")
 @click.option("--include-retracted", is_flag=True, help="Also show retracted studies (flagged).")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV on stdout (for a spreadsheet).")
 @db_option
 @queries_option
 @json_option
-def list_(slug, levels, since, limit, include_retracted, as_csv, db, queries_dir, as_json):
-    """List a condition's studies, strongest evidence first.
+def list_(slug, fits, levels, since, new_only, sort, limit, include_retracted, as_csv, db, queries_dir, as_json):
+    """List a condition's studies: about massage for it first, strongest evidence first.
+
+    Topic fit: direct (massage and the condition in the title or as main MeSH topics),
+    partial, mention (only in passing), none.
 
     \b
     Example:
-      evidence list low-back-pain --level 1 --level 2 --since 2015
+      evidence list low-back-pain --fit direct --level 1 --level 2 --since 2015
+      evidence list low-back-pain --new
       evidence list low-back-pain --json
     """
-    get_condition(slug, queries_dir)
+    from evidence import curation
+
+    condition = get_condition(slug, queries_dir)
     store = open_store(db, readonly=True)
     table = not (as_json or as_csv)
     effective = limit if limit or not table else 40
-    records = store.condition_records(
-        slug, level=levels or None, since=since, include_retracted=include_retracted,
-        limit=effective + 1 if table else effective,
+    first_run = None
+    if new_only:
+        last = store.last_run(slug)
+        first_run = last["id"] if last else -1
+    records = curation.ranked_records(
+        store, condition, level=levels or None, since=since, include_retracted=include_retracted,
+        limit=effective + 1 if table else effective, fit=fits or None, sort=sort, first_run=first_run,
     )
     if as_json:
         _emit_json([contract(r) for r in records])
@@ -356,12 +395,16 @@ def list_(slug, levels, since, limit, include_retracted, as_csv, db, queries_dir
     more = len(records) > effective
     records = records[:effective]
     if not records:
-        _err(f"No cached studies for {slug} match. Run 'evidence fetch {slug}' first." if not (levels or since)
-             else "No studies match these filters.")
+        if new_only:
+            _err(f"No new studies for {slug} in its last fetch or import.")
+        elif levels or since or fits:
+            _err("No studies match these filters.")
+        else:
+            _err(f"No cached studies for {slug} match. Run 'evidence fetch {slug}' first.")
         return
     width = shutil.get_terminal_size((120, 20)).columns
-    title_width = max(20, width - 68)
-    click.echo(f"{'LEVEL':<34} {'YEAR':<4} {'PMID':<9} {'JOURNAL':<14} TITLE")
+    title_width = max(20, width - 76)
+    click.echo(f"{'FIT':<7} {'LEVEL':<34} {'YEAR':<4} {'PMID':<9} {'JOURNAL':<14} TITLE")
     for r in records:
         label = (f"{r['level']} " if r.get("level") else "- ") + (r.get("level_label") or "")
         flags = r.get("flags") or []
@@ -371,12 +414,12 @@ def list_(slug, levels, since, limit, include_retracted, as_csv, db, queries_dir
         if r.get("decision"):
             title = f"({r['decision']}d) " + title
         click.echo(
-            f"{_cut(label, 34):<34} {r.get('year') or '':<4} {r['pmid']:<9} "
+            f"{r.get('fit') or '-':<7} {_cut(label, 34):<34} {r.get('year') or '':<4} {r['pmid']:<9} "
             f"{_cut(r.get('journal_abbrev') or '', 14):<14} {_cut(title, title_width)}"
         )
     total = store.count_condition(slug)
     if more:
-        _err(f"Showing {len(records)} of {total} cached studies; use --limit, --level or --since.")
+        _err(f"Showing {len(records)} of {total} cached studies; use --limit, --fit, --level or --since.")
 
 
 def _cut(text: str, width: int) -> str:
@@ -398,6 +441,7 @@ def show(pmid, db, as_json):
 
     _check_pmid(pmid)
     record = open_store(db, readonly=True).get_record(pmid)
+    record["fits"] = _fits(record)
     if as_json:
         _emit_json(contract(record))
         return
@@ -409,6 +453,8 @@ def show(pmid, db, as_json):
     click.echo(f"{level}{record.get('level_label') or ''}  ({record.get('level_reason') or ''})")
     if record.get("flags"):
         click.echo("Flags: " + ", ".join(record["flags"]))
+    for f in record["fits"]:
+        click.echo(f"Topic fit for {f['condition']}: {f['fit']} ({f['fit_reason']})")
     click.echo(f"Status: {record.get('status') or '-'}; revised {record.get('date_revised') or '-'}; "
                f"fetched {record.get('fetched_at')}")
     if record.get("publication_types"):
@@ -432,6 +478,22 @@ def show(pmid, db, as_json):
         click.echo("(no abstract)")
     if record.get("note"):
         click.echo(f"Note: {record['note']}")
+
+
+def _fits(record: dict) -> list[dict]:
+    """The record's topic fit for each condition it is linked to, computed now from its text."""
+    from evidence import queries, relevance
+    from evidence.errors import ConditionError
+
+    fits = []
+    for slug in record.get("conditions") or []:
+        try:
+            condition = queries.get_condition(slug)
+        except ConditionError:
+            continue  # a condition file the user has since removed
+        result = relevance.fit_record(record, condition)
+        fits.append({"condition": slug, "fit": result["fit"], "fit_reason": result["fit_reason"]})
+    return fits
 
 
 def _check_pmid(pmid: str) -> None:
@@ -568,11 +630,20 @@ def exclude(slug, pmids, reason, db, queries_dir):
 
 
 def _decide(slug, pmids, decision, reason, db, queries_dir):
+    from evidence import curation
+
     get_condition(slug, queries_dir)
     for pmid in pmids:
         _check_pmid(pmid)
-    open_store(db).decide(slug, list(pmids), decision, reason)
-    _err(f"{slug}: {decision}d {len(pmids)} {'study' if len(pmids) == 1 else 'studies'}.")
+    store = open_store(db)
+    store.decide(slug, list(pmids), decision, reason)
+    _err(f"{slug}: {decision}d {_count(len(pmids), 'study', 'studies')}.")
+    if decision == "include":
+        for record in store.get_records(list(pmids)):
+            why = curation.flag_reason(record)
+            if why:
+                _err(f"warning: PMID {record['pmid']} is flagged '{why}': the handout lists it under "
+                     "'Left out' and never shows it as support.")
 
 
 @cli.command()
@@ -653,9 +724,12 @@ def note(pmid, text, db):
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @click.option("--max", "max_records", default=10, show_default=True, type=click.IntRange(min=1),
               help="With no decisions: at most this many of the strongest studies.")
+@click.option("--recheck", is_flag=True,
+              help="First refetch the chosen studies from PubMed (one request) and drop any newly retracted.")
+@click.option("--email", help="With --recheck: your email, which NCBI asks for (default: $NCBI_EMAIL).")
 @db_option
 @queries_option
-def export(slug, fmt, output, force, max_records, db, queries_dir):
+def export(slug, fmt, output, force, max_records, recheck, email, db, queries_dir):
     """Export a handout (pdf, html, md) or a citation file.
 
     \b
@@ -673,13 +747,20 @@ def export(slug, fmt, output, force, max_records, db, queries_dir):
         raise ExportError(f"{fmt} is binary: write it to a file with -o PATH, not to stdout.")
     if target != "-" and Path(target).exists() and not force:
         raise ExportError(f"{target} exists: pass --force to overwrite it, or choose another -o PATH.")
-    store = open_store(db, readonly=True)
+    store = open_store(db, readonly=not recheck)
     records, facts = curation.select(store, condition, max_records=max_records)
+    if recheck and records:
+        records, facts = _recheck(store, condition, records, email, max_records)
+    elif facts["stale"]:
+        _err(f"warning: {_count(len(facts['stale']), 'chosen study was', 'chosen studies were')} "
+             f"last fetched over {config.REFRESH_AFTER_DAYS} days ago; NLM may have retracted or "
+             "corrected them since. Pass --recheck to refetch them first.")
     if not records:
         raise ExportError(
             f"No studies to export for {slug}: run 'evidence fetch {slug}' or include some with 'evidence include'."
         )
-    data = exporter.render(fmt, records, curation.export_context(store, condition, facts))
+    context = curation.export_context(store, condition, facts)
+    data = exporter.render(fmt, records, context)
     if target == "-":
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
@@ -689,8 +770,28 @@ def export(slug, fmt, output, force, max_records, db, queries_dir):
     except OSError as exc:
         raise ExportError(f"Cannot write {target}: {exc.strerror}.") from None
     counts = facts["counts"]
-    _err(f"Wrote {target}: {counts['included']} studies ({facts['selection']} selection), "
-         f"{counts['excluded']} left out.")
+    _err(f"Wrote {target}: {_count(counts['included'], 'study', 'studies')} ({facts['selection']} selection) "
+         f"of {_count(counts['found'], 'record', 'records')}, {counts['on_topic']:,} about massage for "
+         f"this condition.")
+
+
+def _recheck(store, condition, records, email, max_records):
+    """Refetch the chosen studies before an export; say which NLM has retracted since."""
+    from evidence import curation, entrez, pipeline
+
+    settings = config.ncbi_settings(email_opt=email)
+    client = entrez.Client(
+        settings.base_url, settings.email, settings.api_key, settings.tool,
+        pace_file=config.pace_file(), log=_err, **CLIENT_OPTIONS,
+    )
+    result = pipeline.recheck(store, client, condition, [r["pmid"] for r in records])
+    for pmid in result["newly_flagged"]:
+        _err(f"warning: PMID {pmid} is now flagged by PubMed (retraction or concern): left out of this export.")
+    for pmid in result["missing"]:
+        _err(f"warning: PubMed returned no record for PMID {pmid}: it may have been withdrawn.")
+    _err(f"Rechecked {_count(result['checked'], 'study', 'studies')} against PubMed: "
+         f"{len(result['newly_flagged'])} newly flagged.")
+    return curation.select(store, condition, max_records=max_records)
 
 
 # -- review -------------------------------------------------------------------------------

@@ -1,21 +1,37 @@
 """Which studies go into an export, and the facts about the search that the handout states.
 
 A person's decisions (include / exclude, per condition) win. With no decisions yet, the
-default is the strongest current studies: by level, then newest, never retracted,
-concern-flagged or superseded ones.
+default is the studies about massage for the condition (topic fit `direct`, then `partial`
+when there are fewer than `MIN_ON_TOPIC`), of levels 1-3, strongest and newest first, never
+retracted, concern-flagged or superseded ones. Case reports, background articles and
+guidelines enter only by a person's `include`; a record that does not have massage for the
+condition as a topic is never chosen by rule.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from evidence import __version__
+from evidence import __version__, pipeline, relevance
+from evidence.config import REFRESH_AFTER_DAYS
 from evidence.queries import Condition
 
 # Flags that keep a study out of any export as support, whatever a person decided.
 NEVER_SUPPORT = {"retracted", "expression-of-concern", "superseded"}
 
 DEFAULT_MAX = 10
+# Fewer direct studies than this, and the default selection also takes partial ones.
+MIN_ON_TOPIC = 3
+# Levels the rule may choose: reviews, randomized trials, controlled or observational studies.
+RULE_LEVELS = (1, 2, 3)
+
+# Why a record is not in an export, in the words the handout's counts use.
+OFF_TOPIC = "not about massage for this condition"
+PARTIAL_NOT_NEEDED = "only partly about massage for this condition"
+NOT_RULE_LEVEL = "case report or background article (shown only if a person includes it)"
+NO_DESIGN = "guideline, or no study design stated"
+
+_LIGHT_COLUMNS = "r.pmid, r.title, r.year, r.level, r.level_label, r.retracted, r.flags, r.fetched_at"
 
 
 def usable(record: dict) -> bool:
@@ -25,24 +41,55 @@ def usable(record: dict) -> bool:
     return not (set(record.get("flags") or []) & NEVER_SUPPORT)
 
 
-def _why_left_out(record: dict, decided: bool) -> str | None:
-    """None when the record is a candidate for the export, else the reason it is left out."""
+def flag_reason(record: dict) -> str | None:
+    """Why a study may never be shown as support (retracted, concern, superseded), or None."""
     flags = set(record.get("flags") or [])
-    if decided:
-        decision = record.get("decision")
-        if decision == "exclude":
-            return record.get("decision_reason") or "excluded (no reason given)"
-        if decision != "include":
-            return "not chosen"
     if record.get("retracted") or "retracted" in flags:
         return "retracted"
     if "expression-of-concern" in flags:
         return "expression of concern"
     if "superseded" in flags:
         return "older version of an updated review"
-    if not decided and record.get("level") is None:
-        return "guideline, or no study design stated"
     return None
+
+
+def _rule_reason(record: dict, take_partial: bool) -> str | None:
+    """Why the rule would not choose this record, or None when it may."""
+    fit = record.get("fit")
+    if fit not in relevance.ON_TOPIC:
+        return OFF_TOPIC
+    if fit == "partial" and not take_partial:
+        return PARTIAL_NOT_NEEDED
+    level = record.get("level")
+    if level is None:
+        return NO_DESIGN
+    if level not in RULE_LEVELS:
+        return NOT_RULE_LEVEL
+    return None
+
+
+def ranked_records(store, condition: Condition, **filters) -> list[dict]:
+    """A condition's records ranked fit, level, newest (as `list` shows them), fits current.
+
+    Fits missing or stale (the condition's words or the record changed) are computed first;
+    on a database that cannot be written they are computed for this answer only. `filters`
+    are those of `Store.condition_records` (level, since, include_retracted, limit, fit, sort,
+    first_run, columns).
+    """
+    computed, saved = pipeline.refresh_fit(store, condition)
+    if not saved:
+        # Read-only: apply the fresh fits, then filter, rank and cut here instead of in SQL.
+        wanted_fits = set(filters.pop("fit", None) or relevance.FITS)
+        limit = filters.pop("limit", None)
+        sort = filters.pop("sort", "fit")
+        rows = store.condition_records(condition.slug, sort="level", **filters)
+        for row in rows:
+            row.update(computed.get(row["pmid"], {}))
+        rows = [r for r in rows if r.get("fit") in wanted_fits]
+        if sort == "fit":
+            rows.sort(key=lambda r: r.get("fit_rank") or 6)  # stable: level order kept within a fit
+        return rows[:limit] if limit is not None else rows
+    return store.condition_records(condition.slug, **filters)
 
 
 def select(store, condition: Condition, *, max_records: int | None = DEFAULT_MAX) -> tuple[list[dict], dict]:
@@ -53,18 +100,39 @@ def select(store, condition: Condition, *, max_records: int | None = DEFAULT_MAX
     """
     # Decide on the light columns of every linked record (a condition may hold tens of
     # thousands), then read in full only the records the export shows.
-    records = store.condition_records(
-        condition.slug, include_retracted=True,
-        columns="r.pmid, r.year, r.level, r.level_label, r.retracted, r.flags",
-    )
+    records = ranked_records(store, condition, include_retracted=True, columns=_LIGHT_COLUMNS)
     decided = any(r.get("decision") for r in records)
+    fits = {name: 0 for name in relevance.FITS}
+    for record in records:
+        fits[record.get("fit") or "none"] += 1
+    direct_candidates = sum(
+        1 for r in records
+        if r.get("fit") == "direct" and flag_reason(r) is None and _rule_reason(r, False) is None
+    )
+    take_partial = direct_candidates < MIN_ON_TOPIC
+
     reasons: dict[str, int] = {}
     chosen: list[dict] = []
+    left_out: list[dict] = []
     for record in records:
-        reason = _why_left_out(record, decided)
-        # A person's choice is exported whole; the rule's choice stops at max_records.
-        if reason is None and not decided and max_records is not None and len(chosen) >= max_records:
-            reason = f"not among the {max_records} strongest and newest"
+        flagged = flag_reason(record)
+        if decided:
+            decision = record.get("decision")
+            if decision == "exclude":
+                reason = record.get("decision_reason") or "excluded (no reason given)"
+            elif decision != "include":
+                reason = "not chosen"
+            else:
+                reason = flagged
+                if flagged:
+                    left_out.append(_left_out(record, flagged))
+        else:
+            reason = flagged or _rule_reason(record, take_partial)
+            if flagged and _rule_reason(record, take_partial) is None:
+                # On topic and strong enough to be chosen: say why it is not.
+                left_out.append(_left_out(record, flagged))
+            if reason is None and max_records is not None and len(chosen) >= max_records:
+                reason = f"not among the {max_records} strongest and newest"
         if reason is None:
             chosen.append(record)
         else:
@@ -75,22 +143,44 @@ def select(store, condition: Condition, *, max_records: int | None = DEFAULT_MAX
         by_level[label] = by_level.get(label, 0) + 1
     counts = {
         "found": len(records),
+        "on_topic": fits["direct"] + fits["partial"],
+        "by_fit": fits,
         "included": len(chosen),
         "excluded": len(records) - len(chosen),
         "excluded_reasons": reasons,
-        "retracted": sum(1 for r in records if _why_left_out(r, False) == "retracted"),
+        "retracted": sum(1 for r in records if flag_reason(r) == "retracted"),
         "superseded": sum(1 for r in records if "superseded" in (r.get("flags") or [])),
         "by_level": by_level,
     }
     full = store.get_records([r["pmid"] for r in chosen])
     for record, light in zip(full, chosen):
-        record["decision"], record["decision_reason"] = light.get("decision"), light.get("decision_reason")
-    return full, {"counts": counts, "selection": "curated" if decided else "default"}
+        for key in ("decision", "decision_reason", "fit", "fit_rank", "fit_reason"):
+            record[key] = light.get(key)
+    return full, {
+        "counts": counts,
+        "selection": "curated" if decided else "default",
+        "left_out": left_out,
+        "stale": stale_records(chosen),
+    }
+
+
+def _left_out(record: dict, reason: str) -> dict:
+    return {"pmid": record["pmid"], "title": record.get("title") or "", "reason": reason}
+
+
+def stale_records(records: list[dict], days: float = REFRESH_AFTER_DAYS) -> list[str]:
+    """PMIDs of records fetched more than `days` ago: NLM may have retracted them since."""
+    cutoff = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days)).replace(microsecond=0).isoformat()
+    return [r["pmid"] for r in records if (r.get("fetched_at") or "") < cutoff]
 
 
 def export_context(store, condition: Condition, counts_and_selection: dict) -> dict:
     """Everything the handout states besides the studies: condition, search, counts."""
     run = store.last_search(condition.slug) or {}
+    imports = [
+        {"file": r["source"], "imported_at": r.get("finished_at") or r.get("started_at"), "records": r.get("hits")}
+        for r in store.imports(condition.slug)
+    ]
     return {
         "condition": {
             "slug": condition.slug,
@@ -98,12 +188,14 @@ def export_context(store, condition: Condition, counts_and_selection: dict) -> d
             "description": condition.description,
             "icd10": list(condition.icd10),
         },
+        # Only a search that ran: a PubMed term nobody ran is not "the search" of this sheet.
         "search": {
-            "term": run.get("term") or condition.term,
+            "term": run.get("term"),
             "run_at": run.get("finished_at") or run.get("started_at"),
             "hits": run.get("hits"),
             "database": "PubMed",
-        },
+        } if run else {},
+        "imports": imports,
         **counts_and_selection,
         "generated_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
         "tool_version": __version__,

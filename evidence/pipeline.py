@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from evidence import grading, pubmed
+from evidence import grading, pubmed, relevance
 from evidence.config import REFRESH_AFTER_DAYS
-from evidence.errors import EvidenceError, ParseError
+from evidence.errors import EvidenceError, ParseError, StoreError
 from evidence.queries import Condition
 
 # Records per transaction on import: large enough that commits cost little (STYLE.md point 7
@@ -46,14 +46,55 @@ class RunSummary:
     outcome: str = "running"
     error: str | None = None
     missing: list[str] = field(default_factory=list)
+    # Records this run linked to the condition for the first time that are about massage for
+    # it (fit direct or partial): {pmid, title, year, fit, level_label}.
+    new_on_topic: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def grade_records(records: Iterable[dict]) -> list[dict]:
-    """Each record with its provisional level, label, reason and flags merged in."""
-    return [{**record, **grading.grade(record)} for record in records]
+def grade_records(records: Iterable[dict], rules: relevance.Rules | None = None) -> list[dict]:
+    """Each record with its provisional level, label, reason and flags merged in.
+
+    With a condition's relevance `rules`, also its topic fit for that condition.
+    """
+    if rules is None:
+        return [{**record, **grading.grade(record)} for record in records]
+    return [{**record, **grading.grade(record), **relevance.fit(record, rules)} for record in records]
+
+
+def refresh_fit(store, condition: Condition) -> tuple[dict[str, dict], bool]:
+    """Compute the topic fit of a condition's records where it is missing or stale.
+
+    Stale: computed before the condition's words or the record's text changed. Returns the
+    fits computed, by PMID, and whether they were stored: a read-only database cannot keep
+    them, and its reader applies them to what it shows.
+    """
+    rules = relevance.rules_for(condition)
+    computed = {}
+    rows = []
+    for record in store.stale_fit(condition.slug, rules.key):
+        result = relevance.fit(record, rules)
+        computed[record["pmid"]] = result
+        rows.append((record["pmid"], result["fit"], result["fit_rank"], result["fit_reason"], record["content_hash"]))
+    if rows:
+        try:
+            store.save_fit(condition.slug, rows, rules.key)
+        except StoreError:
+            return computed, False
+    return computed, True
+
+
+def new_on_topic(store, condition: Condition, run_id: int) -> list[dict]:
+    """The on-topic records a run linked to the condition for the first time, best first."""
+    rows = store.condition_records(
+        condition.slug, fit=relevance.ON_TOPIC, first_run=run_id,
+        columns="r.pmid, r.title, r.year, r.level, r.level_label",
+    )
+    return [
+        {k: r.get(k) for k in ("pmid", "title", "year", "fit", "level_label")} for r in rows
+    ]
 
 
 def refresh_superseded(store) -> int:
@@ -91,6 +132,7 @@ def fetch_condition(
     started = time.monotonic()
     requests_before = client.requests_sent
     term = condition.term
+    rules = relevance.rules_for(condition)
     run_id = store.start_run(condition.slug, "fetch", term=term, source=client.base_url)
     summary = RunSummary(condition=condition.slug, kind="fetch", run_id=run_id, term=term)
 
@@ -121,7 +163,8 @@ def fetch_condition(
             asked = set(batch)
             records = [r for r in records if r["pmid"] in asked]
             new, updated = store.save_records(
-                grade_records(records), source="efetch", condition=condition.slug, run_id=run_id
+                grade_records(records, rules), source="efetch", condition=condition.slug,
+                run_id=run_id, fit_rules=rules.key,
             )
             summary.new += new
             summary.updated += updated
@@ -137,6 +180,9 @@ def fetch_condition(
             if progress:
                 progress("fetch", done, len(wanted))
         refresh_superseded(store)
+        # Records already cached and newly linked were not refetched: give them a fit too.
+        refresh_fit(store, condition)
+        summary.new_on_topic = new_on_topic(store, condition, run_id)
     except KeyboardInterrupt:
         summary.outcome = "interrupted"
         summary.error = "interrupted"
@@ -153,6 +199,55 @@ def fetch_condition(
     checkpoint()
     store.finish_run(run_id, "ok")
     return summary
+
+
+# Flags that make a study unfit to show as support; a recheck reports any a study newly gained.
+_WARNING_FLAGS = {"retracted", "expression-of-concern"}
+
+
+def recheck(store, client, condition: Condition, pmids: list[str]) -> dict:
+    """Refetch chosen studies before an export (one request for up to 10,000), regrade, store.
+
+    NLM adds retraction and concern notices after a record is cached. Returns `checked`,
+    `newly_flagged` (PMIDs that gained a retraction or concern since last fetched) and
+    `missing` (PMIDs PubMed no longer returns).
+    """
+    rules = relevance.rules_for(condition)
+    before = {r["pmid"]: _warning_flags(r) for r in store.get_records(pmids)}
+    run_id = store.start_run(condition.slug, "recheck", term=None, source=client.base_url)
+    requests_before = client.requests_sent
+    fetched: set[str] = set()
+    updated = 0
+    try:
+        for batch, records in client.fetch_batches(pmids, batch_size=EFETCH_RECHECK, parse=pubmed.parse_efetch):
+            records = [r for r in records if r["pmid"] in set(batch)]
+            fetched.update(r["pmid"] for r in records)
+            _, changed = store.save_records(
+                grade_records(records, rules), source="efetch", condition=condition.slug,
+                run_id=run_id, fit_rules=rules.key,
+            )
+            updated += changed
+        refresh_superseded(store)
+    except (EvidenceError, KeyboardInterrupt) as exc:
+        store.finish_run(run_id, "error", error=str(exc) or "interrupted by the user")
+        raise
+    after = {r["pmid"]: _warning_flags(r) for r in store.get_records(pmids)}
+    newly = sorted((p for p in pmids if after.get(p, set()) - before.get(p, set())), key=int)
+    missing = sorted(set(pmids) - fetched, key=int)
+    store.finish_run(
+        run_id, "ok", hits=len(fetched), updated=updated, failed=len(missing),
+        requests=client.requests_sent - requests_before,
+    )
+    return {"checked": len(pmids), "newly_flagged": newly, "missing": missing}
+
+
+def _warning_flags(record: dict) -> set[str]:
+    flags = set(record.get("flags") or ()) & _WARNING_FLAGS
+    return flags | {"retracted"} if record.get("retracted") else flags
+
+
+# A recheck sends the chosen studies in one request: efetch takes up to 10,000 ids by POST.
+EFETCH_RECHECK = 10_000
 
 
 def sniff(path: Path) -> str:
@@ -294,7 +389,7 @@ def import_file(
     store,
     path: Path,
     *,
-    condition: str | None = None,
+    condition: Condition | str | None = None,
     batch_size: int = IMPORT_BATCH,
     progress: Callable[[int, int], None] | None = None,
     parallel: bool | None = None,
@@ -308,8 +403,18 @@ def import_file(
     path = Path(path)
     started = time.monotonic()
     kind = sniff(path)
-    run_id = store.start_run(condition, "import", source=str(path))
-    summary = RunSummary(condition=condition, kind="import", run_id=run_id, source=str(path))
+    slug = condition if isinstance(condition, str) or condition is None else condition.slug
+    if isinstance(condition, str):
+        from evidence import queries
+        from evidence.errors import UnknownConditionError
+
+        try:
+            condition = queries.get_condition(condition)
+        except UnknownConditionError:
+            condition = None  # a bare link with no condition file: no words to judge fit by
+    rules = relevance.rules_for(condition) if condition else None
+    run_id = store.start_run(slug, "import", source=str(path))
+    summary = RunSummary(condition=slug, kind="import", run_id=run_id, source=str(path))
     deletes: list[str] = []
     if parallel is None:
         parallel = _parallel_ok(path, kind)
@@ -323,7 +428,8 @@ def import_file(
             # Grading here, not in the parsing process, balances the two: parsing is the
             # larger half of the work.
             new, updated = store.save_records(
-                grade_records(batch), source=f"import:{path.name}", condition=condition, run_id=run_id
+                grade_records(batch, rules), source=f"import:{path.name}", condition=slug,
+                run_id=run_id, fit_rules=rules.key if rules else None,
             )
             summary.found += len(batch)
             summary.new += new
@@ -349,5 +455,8 @@ def import_file(
     summary.outcome = "ok"
     summary.seconds = round(time.monotonic() - started, 2)
     refresh_superseded(store)
+    if condition:
+        refresh_fit(store, condition)
+        summary.new_on_topic = new_on_topic(store, condition, run_id)
     store.finish_run(run_id, "ok", deleted=summary.deleted)
     return summary

@@ -71,18 +71,20 @@ MASSAGE_TERM = " OR ".join(
 # Procedures called massage that are not massage therapy. Text words, not MeSH alone, because
 # NLM indexes prostatic-massage records under Massage itself. The spelling variants name the
 # same procedures (fundal massage is uterine massage after birth).
-_EXCLUSION_PARTS = (
-    '"Heart Massage"[mh]',
-    '"cardiac massage"[tiab]',
-    '"heart massage"[tiab]',
-    '"uterine massage"[tiab]',
-    '"fundal massage"[tiab]',
-    '"prostatic massage"[tiab]',
-    '"prostate massage"[tiab]',
-    '"carotid sinus massage"[tiab]',
-    '"carotid massage"[tiab]',
+EXCLUSION_MESH: tuple[str, ...] = ("Heart Massage",)
+EXCLUSION_TEXT_WORDS: tuple[str, ...] = (
+    "cardiac massage",
+    "heart massage",
+    "uterine massage",
+    "fundal massage",
+    "prostatic massage",
+    "prostate massage",
+    "carotid sinus massage",
+    "carotid massage",
 )
-EXCLUSIONS_TERM = " OR ".join(_EXCLUSION_PARTS)
+EXCLUSIONS_TERM = " OR ".join(
+    [f'"{h}"[mh]' for h in EXCLUSION_MESH] + [_tiab(w) for w in EXCLUSION_TEXT_WORDS]
+)
 
 # Cochrane's humans-only filter. Written as "drop animal-only records" rather than
 # "humans[mh]" so that records not yet indexed (no MeSH at all) are kept.
@@ -141,6 +143,11 @@ class Condition:
             "path": str(self.path),
             "builtin": self.builtin,
         }
+
+
+def exclusion_words(condition: Condition) -> tuple[str, ...]:
+    """The text words that mark "massage" that is not massage therapy, for this condition."""
+    return EXCLUSION_TEXT_WORDS + tuple(getattr(condition, "exclusions", ()) or ())
 
 
 def compile_term(condition: Condition) -> str:

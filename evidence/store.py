@@ -7,7 +7,9 @@ transaction per batch, so an interrupted fetch leaves whole batches or nothing.
 Tables:
   records            one row per PMID: the parsed record, its provisional level, fetched_at
   records_fts        FTS5 index over title and abstract, kept in sync by triggers
-  condition_records  condition slug <-> PMID, with the run that first and last saw it
+  condition_records  condition slug <-> PMID, with the run that first and last saw it, and the
+                     record's topic fit for that condition (fit, rank, reason, and the rules
+                     and content hash it was computed from, so a stale fit is recomputed)
   runs               one row per fetch/import: term, hits, counts, requests, times, outcome
   decisions          a person's include/exclude per condition, with reason and time
   decision_log       every decision and undo, so curation can be reviewed
@@ -29,7 +31,7 @@ from typing import Iterable, Iterator
 
 from evidence.errors import NotCachedError, StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Waiting this long for another process's write lock beats failing a long fetch: batches
 # commit in well under a second, so a wait this long only happens when something is stuck.
@@ -52,6 +54,14 @@ GRADE_COLUMNS = ("level", "level_label", "level_reason", "flags")
 PARSED_COLUMNS = ("pmid",) + TEXT_FIELDS + INT_FIELDS + BOOL_FIELDS + JSON_FIELDS
 RECORD_COLUMNS = PARSED_COLUMNS + GRADE_COLUMNS + ("source", "fetched_at", "content_hash")
 DECODE_JSON = JSON_FIELDS + ("flags",)
+# Topic fit, per condition and record (evidence.relevance). `fit_rules` and `fit_content` are
+# the rules key and the record's content hash it was computed from.
+FIT_COLUMNS = (
+    ("fit", "TEXT"), ("fit_rank", "INTEGER"), ("fit_reason", "TEXT"),
+    ("fit_rules", "TEXT"), ("fit_content", "TEXT"),
+)
+# What topic fit reads from a record.
+FIT_INPUTS = "r.pmid, r.title, r.abstract, r.keywords, r.mesh_terms, r.mesh_major, r.content_hash"
 
 # One encoder for every column: json.dumps builds a new encoder per call, which showed up as
 # a fifth of the store's time on a 30,000-record import.
@@ -242,6 +252,8 @@ class Store:
         with self.transaction():
             if self.schema_version < 1:
                 self._migration_1()
+            if self.schema_version < 2:
+                self._migration_2()
             self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _migration_1(self) -> None:
@@ -300,6 +312,15 @@ class Store:
             {"pmid": str, "deleted_at": str, "source": str}, pk="pmid", if_not_exists=True
         )
 
+    def _migration_2(self) -> None:
+        # Topic fit per condition and record. NULL rules mean "not computed yet": the next
+        # read or fetch of the condition computes it.
+        for column, kind in FIT_COLUMNS:
+            self.conn.execute(f"ALTER TABLE condition_records ADD COLUMN {column} {kind}")
+        self.conn.execute(
+            "CREATE INDEX IF NOT EXISTS idx_condition_records_fit ON condition_records (condition, fit_rank)"
+        )
+
     # -- transactions ---------------------------------------------------------------------
 
     def transaction(self):
@@ -321,10 +342,13 @@ class Store:
         source: str,
         condition: str | None = None,
         run_id: int | None = None,
+        fit_rules: str | None = None,
     ) -> tuple[int, int]:
         """Upsert one batch in one transaction, linking it to `condition`. Returns (new, updated).
 
         A record NLM deleted is not brought back. Unchanged records only get a new fetched_at.
+        With `fit_rules` (the relevance rules key), the records' `fit`, `fit_rank` and
+        `fit_reason` are stored for `condition` in the same transaction.
         """
         if not records:
             return 0, 0
@@ -361,7 +385,45 @@ class Store:
             )
             if condition:
                 self._link(condition, [p for p in pmids if p not in deleted], run_id, stamp)
+                if fit_rules:
+                    self._save_fit(condition, [
+                        (r["pmid"], r.get("fit"), r.get("fit_rank"), r.get("fit_reason"), row[-1])
+                        for r, row in zip(records, rows) if r.get("fit") and row[0] not in deleted
+                    ], fit_rules)
         return new, updated
+
+    def _save_fit(self, condition: str, rows: list[tuple], rules: str) -> None:
+        self.conn.executemany(
+            "UPDATE condition_records SET fit = ?, fit_rank = ?, fit_reason = ?, fit_rules = ?, "
+            "fit_content = ? WHERE condition = ? AND pmid = ?",
+            [(fit, rank, reason, rules, content, condition, pmid) for pmid, fit, rank, reason, content in rows],
+        )
+
+    def save_fit(self, condition: str, rows: list[tuple], rules: str) -> None:
+        """Store topic fits: rows of (pmid, fit, fit_rank, fit_reason, content_hash)."""
+        if not rows:
+            return
+        try:
+            with self.transaction():
+                self._save_fit(condition, rows, rules)
+        except sqlite3.OperationalError as exc:
+            raise self._open_error(exc) from None
+
+    def stale_fit(self, condition: str, rules: str) -> list[dict]:
+        """A condition's records whose fit is missing, or was computed from other rules or text.
+
+        Returns the fields topic fit reads, decoded, plus `content_hash`.
+        """
+        cursor = self.conn.execute(
+            f"SELECT {FIT_INPUTS} FROM condition_records cr JOIN records r ON r.pmid = cr.pmid "
+            "WHERE cr.condition = ? AND (cr.fit_rules IS NOT ? OR cr.fit_content IS NOT r.content_hash)",
+            [condition, rules],
+        )
+        out = []
+        for row in _dicts(cursor):
+            digest = row.pop("content_hash")
+            out.append({**row_to_record(row), "content_hash": digest})
+        return out
 
     def _link(self, condition: str, pmids: list[str], run_id: int | None, stamp: str) -> int:
         before = self.conn.total_changes
@@ -474,8 +536,16 @@ class Store:
         include_retracted: bool = False,
         limit: int | None = None,
         columns: str = "r.*",
+        fit: Iterable[str] | None = None,
+        sort: str = "fit",
+        first_run: int | None = None,
     ) -> list[dict]:
-        """A condition's records, strongest first: level (none last), newest year, PMID."""
+        """A condition's records, ranked.
+
+        `sort="fit"`: topic fit first (direct, partial, mention, none, not computed), then
+        level (none last), newest year, PMID. `sort="level"`: the same without fit.
+        `fit` keeps only those fits; `first_run` only records first linked by that run.
+        """
         where = ["cr.condition = ?"]
         params: list = [condition]
         if level:
@@ -487,13 +557,24 @@ class Store:
             params.append(since)
         if not include_retracted:
             where.append("r.retracted = 0")
+        if fit:
+            fits = list(fit)
+            where.append(f"cr.fit IN ({', '.join('?' * len(fits))})")
+            params += fits
+        if first_run is not None:
+            where.append("cr.first_run = ?")
+            params.append(first_run)
+        if sort not in ("fit", "level"):
+            raise ValueError(f"unknown sort {sort!r}")
+        order = "cr.fit_rank IS NULL, cr.fit_rank, " if sort == "fit" else ""
         sql = (
-            f"SELECT {columns}, d.decision AS decision, d.reason AS decision_reason, "
+            f"SELECT {columns}, cr.fit AS fit, cr.fit_rank AS fit_rank, cr.fit_reason AS fit_reason, "
+            "d.decision AS decision, d.reason AS decision_reason, "
             "n.text AS note FROM condition_records cr JOIN records r ON r.pmid = cr.pmid "
             "LEFT JOIN decisions d ON d.condition = cr.condition AND d.pmid = cr.pmid "
             "LEFT JOIN notes n ON n.pmid = cr.pmid "
             f"WHERE {' AND '.join(where)} "
-            "ORDER BY r.level IS NULL, r.level, r.year IS NULL, r.year DESC, CAST(r.pmid AS INTEGER) DESC"
+            f"ORDER BY {order}r.level IS NULL, r.level, r.year IS NULL, r.year DESC, CAST(r.pmid AS INTEGER) DESC"
         )
         if limit is not None:
             sql += " LIMIT ?"
@@ -590,6 +671,22 @@ class Store:
             if row["outcome"] == "running" and not _pid_alive(row.get("pid")):
                 row["outcome"] = "interrupted"
         return rows
+
+    def imports(self, condition: str) -> list[dict]:
+        """The finished imports that linked records to a condition, oldest first."""
+        return _dicts(self.conn.execute(
+            "SELECT * FROM runs WHERE condition = ? AND kind = 'import' AND outcome = 'ok' ORDER BY id",
+            [condition],
+        ))
+
+    def last_run(self, condition: str) -> dict | None:
+        """The newest finished fetch or import of a condition, if any."""
+        rows = _dicts(self.conn.execute(
+            "SELECT * FROM runs WHERE condition = ? AND outcome = 'ok' AND kind IN ('fetch', 'import') "
+            "ORDER BY id DESC LIMIT 1",
+            [condition],
+        ))
+        return rows[0] if rows else None
 
     def last_search(self, condition: str) -> dict | None:
         """The last finished fetch of a condition (its term, date and hits), if any."""

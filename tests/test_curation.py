@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from click.testing import CliRunner
 
@@ -29,17 +31,66 @@ def condition():
     return get_condition(SLUG)
 
 
-def test_default_selection_is_the_strongest_current_studies(store, condition):
+def test_default_selection_is_only_on_topic_studies_strongest_first(store, condition):
     chosen, facts = curation.select(store, condition, max_records=3)
     assert facts["selection"] == "default"
-    levels = [r["level"] for r in chosen]
-    assert levels == sorted(levels) and len(chosen) == 3
-    assert chosen[0]["pmid"] == "33984499"  # the one systematic review
-    assert all(curation.usable(r) for r in chosen)
+    # Of 14 records, one is about massage for low back pain (a systematic review); the rest
+    # are reviews and trials of other things, background articles and 1970s records.
+    assert [r["pmid"] for r in chosen] == ["33984499"]
+    assert chosen[0]["fit"] == "direct"
     counts = facts["counts"]
     assert counts["found"] == 14 == counts["included"] + counts["excluded"]
+    assert counts["on_topic"] == 1
+    assert counts["by_fit"] == {"direct": 1, "partial": 0, "mention": 6, "none": 7}
     assert counts["excluded_reasons"]["retracted"] == 1  # 423962, Nature 1979
-    assert counts["excluded_reasons"]["not among the 3 strongest and newest"] > 0
+    assert counts["excluded_reasons"][curation.OFF_TOPIC] == 12
+
+
+@pytest.fixture
+def crowd(tmp_path):
+    """Every real PubMed record in the fixtures, linked to low back pain: mostly unrelated."""
+    store = Store(tmp_path / "evidence.db")
+    for path in sorted(EUTILS.glob("*.xml")) + sorted(EUTILS.glob("*Medline*.txt")):
+        try:
+            pipeline.sniff(path)
+        except Exception:
+            continue  # not PubMed data (esearch answers, an HTML page)
+        try:
+            pipeline.import_file(store, path, condition=SLUG)
+        except Exception:
+            continue  # a fixture that is deliberately broken
+    return store
+
+
+def test_linked_to_mostly_unrelated_records_the_export_holds_only_on_topic_studies(crowd, condition):
+    records = crowd.condition_records(SLUG, include_retracted=True)
+    assert len(records) > 40
+    chosen, facts = curation.select(crowd, condition)
+    assert chosen and all(r["fit"] in ("direct", "partial") for r in chosen)
+    assert chosen[0]["pmid"] == "33984499"  # the direct systematic review first
+    strong_off_topic = {r["pmid"] for r in records if r["level"] == 1 and r["fit"] not in ("direct", "partial")}
+    assert "28786991" in strong_off_topic  # a tuberculosis review: level 1, off topic
+    assert not strong_off_topic & {r["pmid"] for r in chosen}
+    assert facts["counts"]["on_topic"] == len(chosen)
+
+
+def test_list_ranks_fit_first_and_sort_level_gives_the_design_order(crowd, monkeypatch, tmp_path):
+    monkeypatch.setenv("EVIDENCE_DB", str(tmp_path / "evidence.db"))
+    runner = CliRunner()
+    by_fit = json.loads(runner.invoke(cli, ["list", SLUG, "--json"]).stdout)
+    assert by_fit[0]["pmid"] == "33984499"
+    assert by_fit[0]["fit"] == "direct"
+    assert by_fit[0]["fit_reason"] == "title: 'myofascial release', 'low back pain'"
+    ranks = [("direct", "partial", "mention", "none").index(r["fit"]) for r in by_fit]
+    assert ranks == sorted(ranks)
+    by_level = json.loads(runner.invoke(cli, ["list", SLUG, "--json", "--sort", "level"]).stdout)
+    levels = [r["level"] or 9 for r in by_level]
+    assert levels == sorted(levels) and sorted(r["pmid"] for r in by_level) == sorted(r["pmid"] for r in by_fit)
+    direct = json.loads(runner.invoke(cli, ["list", SLUG, "--json", "--fit", "direct"]).stdout)
+    assert [r["pmid"] for r in direct] == ["33984499"]
+    table = runner.invoke(cli, ["list", SLUG, "--limit", "3"]).stdout.splitlines()
+    assert table[0].split()[:2] == ["FIT", "LEVEL"]
+    assert table[1].startswith("direct  1 Systematic review")
 
 
 def test_retracted_never_exported_even_when_included(store, condition):
@@ -49,6 +100,11 @@ def test_retracted_never_exported_even_when_included(store, condition):
     assert facts["selection"] == "curated"
     assert facts["counts"]["excluded_reasons"]["retracted"] == 1
     assert facts["counts"]["excluded_reasons"]["not chosen"] == 12
+    # The handout's "left out" list says why the retracted study a person chose is not shown.
+    assert facts["left_out"] == [
+        {"pmid": "423962", "title": "Correlation between heart attacks and magnetic activity.",
+         "reason": "retracted"}
+    ]
 
 
 def test_a_persons_choice_is_exported_whole_past_max(store, condition):

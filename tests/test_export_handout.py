@@ -13,7 +13,7 @@ import pytest
 import evidence.export
 from evidence.export import render
 from evidence.export.citation import finding, vancouver
-from evidence.export.handout import CAUTION, build_handout, md_escape
+from evidence.export.handout import CAUTION, NEGATIVE, build_handout, excerpt, md_escape
 from tests.test_export_citation import real_records
 
 # Ten real records of several designs: reviews, randomized trials, a cross-sectional study,
@@ -47,6 +47,8 @@ def make_context(**changes) -> dict:
         },
         "counts": {
             "found": 14,
+            "on_topic": 1,
+            "by_fit": {"direct": 1, "partial": 0, "mention": 6, "none": 7},
             "included": 11,
             "excluded": 3,
             "excluded_reasons": {"not about massage therapy": 2, "animal study": 1},
@@ -125,9 +127,17 @@ def our_prose(html: str) -> str:
     return " ".join(b if b[-1] in ".?!:" else b + "." for b in blocks)
 
 
+def with_fit(records: list[dict]) -> list[dict]:
+    """Records with their real topic fit for low back pain, as `curation.select` gives them."""
+    from evidence import queries, relevance
+
+    condition = queries.get_condition("low-back-pain")
+    return [{**r, **relevance.fit_record(r, condition)} for r in records]
+
+
 @pytest.fixture(scope="module")
 def ten():
-    return real_records(*TEN)
+    return with_fit(real_records(*TEN))
 
 
 @pytest.fixture(scope="module")
@@ -146,35 +156,90 @@ def test_key_messages_are_at_most_three_and_built_by_rule(ten):
     model = build_handout(ten, make_context())
     messages = model["key_messages"]
     assert 1 <= len(messages) <= 3
-    # 1: the count, from the context and the records' own levels.
+    # 1: the counts, from the context and the records' own levels: records, not studies.
     levels = [r["level"] for r in ten]
-    assert messages[0]["lead"].startswith("We found 14 studies. We chose 10:")
+    assert messages[0]["lead"].startswith(
+        "The search returned 14 records. Only 1 of them studies massage for low back pain. "
+        "This sheet shows 10:"
+    )
     assert f"{levels.count(1)} reviews of many studies" in messages[0]["lead"]
     assert f"{levels.count(2)} randomized trials" in messages[0]["lead"]
-    # 2: the strongest study's own conclusion, quoted verbatim and attributed.
-    strongest = next(r for r in ten if r["pmid"] == messages[1]["pmid"])
-    assert strongest["level"] == min(r["level"] for r in ten if finding(r))
-    assert finding(strongest).startswith(messages[1]["quote"].removesuffix(" […]"))
+    # 2: the strongest ON-TOPIC study's own conclusion, quoted and attributed. Two other
+    # level-1 reviews on the sheet (tuberculosis, vocational rehabilitation) are off topic.
+    assert messages[1]["pmid"] == "33984499"
+    strongest = next(r for r in ten if r["pmid"] == "33984499")
+    assert messages[1]["quote"] == finding(strongest)
     assert messages[1]["who"] == f"{strongest['authors'][0]['last_name']} et al."
     assert messages[1]["said_by"] == f"The authors of a {strongest['year']} review of many studies"
-    # 3: a review's own words about weak or incomplete evidence.
-    cautious = next(r for r in ten if r["pmid"] == messages[2]["pmid"])
+    # Nothing is quoted from a study that is not about massage for the condition.
+    on_topic = {r["pmid"] for r in ten if r["fit"] in ("direct", "partial")}
+    assert {m["pmid"] for m in messages} - {None} <= on_topic
+
+
+def test_a_review_that_says_its_evidence_is_weak_is_quoted_when_on_topic():
+    recs = with_fit(real_records("33984499", "33856845"))
+    # Fit set by hand: the rule under test is which sentence is quoted, not topic fit, and
+    # no real on-topic review in the fixtures calls its evidence weak.
+    recs[1]["fit"] = "direct"
+    messages = build_handout(recs, make_context())["key_messages"]
+    cautious = next(r for r in recs if r["pmid"] == messages[2]["pmid"])
     assert cautious["level"] == 1
     assert messages[2]["quote"] in finding(cautious)
     assert CAUTION.search(messages[2]["quote"])
 
 
 def test_no_caution_message_when_no_review_says_so():
-    recs = real_records("34090550", "33984498")  # two trials, no review
+    recs = with_fit(real_records("34090550", "33984498"))  # two trials, no review, off topic
     messages = build_handout(recs, make_context())["key_messages"]
-    assert len(messages) == 2
+    assert len(messages) == 1
     assert all("weak" not in m["lead"] for m in messages)
 
 
 def test_default_selection_says_a_rule_picked_the_studies():
-    model = build_handout(real_records("34090550"), make_context(selection="default"))
-    assert "A fixed rule picked" in model["key_messages"][0]["lead"]
+    model = build_handout(with_fit(real_records("34090550")), make_context(selection="default"))
+    assert "A fixed rule chose it. No person has checked it yet." in model["key_messages"][0]["lead"]
     assert "No person has picked" in model["doctor"]["selection"]
+
+
+def test_fewer_than_three_on_topic_studies_is_said_plainly_and_never_padded():
+    lead = build_handout(with_fit(real_records("33984499")), make_context())["key_messages"][0]["lead"]
+    assert "Only 1 of them studies massage for low back pain." in lead
+    context = make_context(counts={"found": 40, "on_topic": 0, "included": 0, "excluded": 40})
+    lead = build_handout([], context)["key_messages"][0]["lead"]
+    assert lead == (
+        "The search returned 40 records. None of them study massage for low back pain. "
+        "This sheet shows none."
+    )
+    context = make_context(counts={"found": 1200, "on_topic": 35, "included": 10, "excluded": 1190})
+    lead = build_handout(with_fit(real_records("33984499")), context)["key_messages"][0]["lead"]
+    assert lead.startswith("The search returned 1,200 records. 35 of them study massage for low back pain.")
+
+
+def test_a_shortened_conclusion_keeps_its_negative_findings():
+    # 33984499's conclusion: two sentences, the second "…significant effect on reducing back
+    # disability…, but no significant effect on reducing pain intensity…". A 240-character
+    # cut used to keep the first sentence alone.
+    said = finding(real_records("33984499")[0])
+    quote = excerpt(said, 240)
+    assert "no significant effect on reducing pain intensity" in quote
+    assert quote == said  # both sentences are whole; nothing was dropped
+    long = "Massage helped a little. " * 12 + "It did not reduce pain at six months."
+    quote = excerpt(long, 100)
+    assert quote.endswith("[…] It did not reduce pain at six months.")
+    assert quote.startswith("Massage helped a little.")
+
+
+def test_negative_words_cover_how_abstracts_report_no_effect():
+    for said in (
+        "There was no significant difference between groups.",
+        "Massage was not superior to usual care.",
+        "The intervention did not reduce pain.",
+        "Adverse events were rare.",
+        "The evidence is insufficient to draw conclusions.",
+        "Results were non-significant at follow-up.",
+    ):
+        assert NEGATIVE.search(said), said
+    assert not NEGATIVE.search("Massage reduced pain intensity compared with usual care.")
 
 
 def test_caution_words_match_what_reviews_write():
@@ -196,7 +261,12 @@ def test_table_lists_each_study_with_finding_and_full_citation(ten, html):
         assert row["citation"] in html.replace("&#39;", "'")
         said = finding(record)
         if said:
-            assert said.startswith(row["finding"].removesuffix(" […]"))
+            # Whole sentences of the authors' own words, in order; gaps marked […].
+            position = 0
+            for part in row["finding"].split(" […]"):
+                part = part.strip()
+                if part:
+                    position = said.index(part, position) + len(part)
         else:
             assert row["finding"] is None
     assert "No summary sentence in the abstract" in html  # 36400559 has none
@@ -204,14 +274,14 @@ def test_table_lists_each_study_with_finding_and_full_citation(ten, html):
 
 
 def test_retracted_and_concern_flagged_studies_never_appear_as_support():
-    recs = real_records("33984499", "33104149", "34090550")  # 33104149: a real retraction
-    concern = real_records("33609634")[0]
+    recs = with_fit(real_records("33984499", "33104149", "34090550"))  # 33104149: a real retraction
+    concern = with_fit(real_records("33609634"))[0]
     concern["flags"] = list(concern.get("flags") or []) + ["expression-of-concern"]
     model = build_handout(recs + [concern], make_context())
     shown = [s["pmid"] for s in model["studies"]]
     assert shown == ["33984499", "34090550"]
     assert {m["pmid"] for m in model["key_messages"]} <= {None, *shown}
-    assert "We chose 2:" in model["key_messages"][0]["lead"]
+    assert "This sheet shows 2:" in model["key_messages"][0]["lead"]
     left = {x["pmid"]: x["reason"] for x in model["left_out"]}
     assert left == {
         "33104149": "The journal retracted it.",
@@ -229,8 +299,9 @@ def test_doctor_section_gives_the_exact_term_date_and_counts(html):
     assert html_lib.unescape(code) == term
     text = " ".join(html_blocks(html, drop_records=False)[0])
     assert "Run on June 3, 2021: 1,234 results." in text
-    assert "Records saved for this topic: 14." in text
-    assert "Excluded: 3. Reasons: animal study: 1; not about massage therapy: 2." in text
+    assert "Records found: 14." in text
+    assert "About massage for this problem: 1. direct: 1; partial: 0; in passing: 6; not about it: 7." in text
+    assert "Not shown: 3. Reasons: animal study: 1; not about massage therapy: 2." in text
     assert "Levels are provisional" in text and "study design only" in text
 
 
@@ -306,7 +377,7 @@ def test_markdown_escape_neutralises_block_markers_and_fences():
 def test_empty_selection_still_renders_a_useful_handout():
     html = render("html", [], make_context(search={})).decode("utf-8")
     text = " ".join(html_blocks(html, drop_records=False)[0])
-    assert "We found no studies to show" in text
+    assert "This sheet shows none." in text
     assert "The date of the search was not recorded." in text
     assert "The search words were not recorded." in text
 

@@ -334,8 +334,11 @@ CSV_COLUMNS = [
     "level",
     "level_label",
     "flags",
+    "fit",
+    "fit_reason",
     "finding",
     "citation",
+    "note",
 ]
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -364,8 +367,11 @@ def to_csv(records: list[dict]) -> str:
             r.get("level") if r.get("level") is not None else "",
             clean(r.get("level_label")),
             "; ".join(r.get("flags") or []),
+            clean(r.get("fit")),
+            clean(r.get("fit_reason")),
             finding(r) or "",
             vancouver(r),
+            clean(r.get("note")),
         ]
         writer.writerow([defuse(cell) for cell in row])
     return buffer.getvalue()

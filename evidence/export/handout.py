@@ -37,12 +37,24 @@ LEFT_OUT_REASONS = {
     "retracted": "The journal retracted it.",
     "expression-of-concern": "The journal raised concerns about it.",
 }
+# The reasons `curation.select` gives for a chosen study it does not show, in plain words.
+LEFT_OUT_WORDS = {
+    "retracted": "The journal retracted it.",
+    "expression of concern": "The journal raised concerns about it.",
+    "older version of an updated review": "A newer version of this review replaces it.",
+}
 # Plain words for the other flags, shown beside a study in the table.
 FLAG_NOTES = {
     "guideline": "A guideline.",
     "superseded": "A newer version exists.",
     "erratum": "Has a published correction.",
     "inferred": "Type read from its words.",
+}
+# Plain words for a study that is not squarely about massage for the condition.
+FIT_NOTES = {
+    "partial": "Only partly about massage for this problem.",
+    "mention": "Mentions massage or this problem only in passing.",
+    "none": "Not about massage for this problem.",
 }
 # Singular and plural plain names for each provisional level, used when counting studies.
 KINDS = {
@@ -73,6 +85,18 @@ CAUTION = re.compile(
     r"|needs?\s+(for\s+)?(more|further|larger|additional)"
     r"|(more|further)\s+(research|studies|trials)"
     r")",
+    re.IGNORECASE,
+)
+# Words with which authors report that something did not work, may harm, or is uncertain. A
+# shortened quotation keeps every sentence that says so (`excerpt`).
+NEGATIVE = re.compile(
+    CAUTION.pattern
+    + r"|\b(no|not|nor|without)\s+(\w+\s+){0,3}?(significant|significantly|statistically|"
+    r"effect|effects|difference|differences|benefit|benefits|improvement|change|evidence|"
+    r"effective|superior|better|reduc\w*|impact)\b"
+    r"|\b(did|does|do|was|were|is|are)\s+not\b|\bfailed\s+to\b|\bnon-?significant\w*"
+    r"|\b(harm|harms|harmful|adverse|side[-\s]effects?|worse|worsen\w*|unclear|uncertain\w*"
+    r"|inconsistent|conflicting|caution)\b",
     re.IGNORECASE,
 )
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"“(\[]?[A-Z0-9])")
@@ -146,41 +170,92 @@ def sentences(text: str) -> list[str]:
 
 
 def excerpt(text: str, limit: int = TABLE_FINDING_CHARS) -> str:
-    """The opening of a quotation, whole sentences where they fit, marked " […]" when cut."""
+    """A quotation of whole sentences that never drops a negative finding.
+
+    Sentences are kept in order while they fit in `limit`; a sentence that reports no effect,
+    harm, low certainty or too little evidence (`NEGATIVE`) is kept whatever its length, so a
+    shortened conclusion cannot turn "helps X, but no effect on Y" into "helps X". Each gap
+    is marked " […]".
+    """
     if len(text) <= limit:
         return text
-    kept = ""
+    kept: list[str] = []
+    skipped = False
+    size = 0
     for sentence in sentences(text):
-        if len(kept) + len(sentence) + 1 > limit:
-            break
-        kept = f"{kept} {sentence}".strip()
-    if not kept:
-        kept = text[:limit].rsplit(" ", 1)[0]
-    return kept + " […]"
+        fits = size + len(sentence) + 1 <= limit
+        if fits or NEGATIVE.search(sentence) or not kept:
+            if skipped and kept:
+                kept.append("[…]")
+            kept.append(sentence)
+            size += len(sentence) + 1
+            skipped = False
+        else:
+            skipped = True
+    quote = " ".join(kept)
+    return quote + " […]" if skipped else quote
 
 
 def _count_message(shown: list[dict], context: dict) -> str:
-    found = (context.get("counts") or {}).get("found")
+    """Records found, how many study massage for the condition, and how many this sheet shows."""
+    counts = context.get("counts") or {}
+    found, on_topic = counts.get("found"), counts.get("on_topic")
+    topic = _lower_first(clean((context.get("condition") or {}).get("title")) or "this problem")
     tally: dict = {}
     for r in shown:
         tally[kind_key(r)] = tally.get(kind_key(r), 0) + 1
-    parts = []
-    for key in ("guideline", 1, 2, 3, 4, 5, None):
-        if tally.get(key):
-            n = tally[key]
-            parts.append(f"{n} {KINDS[key][0 if n == 1 else 1]}")
-    what = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-    opening = f"We found {_studies(found)}. " if isinstance(found, int) else ""
+    parts = [
+        f"{tally[key]} {KINDS[key][0 if tally[key] == 1 else 1]}"
+        for key in ("guideline", 1, 2, 3, 4, 5, None)
+        if tally.get(key)
+    ]
+    said = []
+    if isinstance(found, int):
+        said.append(f"{_source_words(context)} {_records(found)}.")
+        if isinstance(on_topic, int):
+            said.append(_on_topic_words(on_topic, topic))
+    if parts:
+        what = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+        said.append(f"This sheet shows {len(shown)}: {what}.")
+    else:
+        said.append("This sheet shows none.")
     if context.get("selection") == "default":
-        return (
-            f"{opening}A fixed rule picked the {_studies(len(shown))} with the strongest "
-            f"design, newest first: {what}. No person has checked this list yet."
+        said.append(
+            "A fixed rule chose it. No person has checked it yet." if len(shown) == 1
+            else "A fixed rule chose them, strongest and newest first. No person has checked them yet."
         )
-    return f"{opening}We chose {len(shown)}: {what}."
+    return " ".join(said)
 
 
-def _studies(n: int) -> str:
-    return f"{n} {'study' if n == 1 else 'studies'}"
+def _source_words(context: dict) -> str:
+    """Where the records came from: a search that ran, imported files, or both."""
+    searched = bool((context.get("search") or {}).get("run_at"))
+    imported = bool(context.get("imports"))
+    if searched and imported:
+        return "The search and the imported files gave"
+    if imported:
+        return "The imported files hold"
+    if searched:
+        return "The search returned"
+    return "We have"
+
+
+def _on_topic_words(n: int, topic: str) -> str:
+    if n == 0:
+        return f"None of them study massage for {topic}."
+    verb = "studies" if n == 1 else "study"
+    if n < 3:
+        return f"Only {n} of them {verb} massage for {topic}."
+    return f"{n:,} of them {verb} massage for {topic}."
+
+
+def _records(n: int) -> str:
+    return f"{n:,} {'record' if n == 1 else 'records'}"
+
+
+def on_topic(record: dict) -> bool:
+    """A study about massage for the condition (topic fit direct or partial): quotable."""
+    return record.get("fit") in ("direct", "partial")
 
 
 def _message(lead: str, record: dict | None = None, quote: str | None = None) -> dict:
@@ -190,7 +265,7 @@ def _message(lead: str, record: dict | None = None, quote: str | None = None) ->
 
 
 def _strongest_message(shown: list[dict]) -> dict | None:
-    with_finding = [r for r in shown if finding(r)]
+    with_finding = [r for r in shown if finding(r) and on_topic(r)]
     if not with_finding:
         return None
     best = min(with_finding, key=_rank)
@@ -202,7 +277,7 @@ def _strongest_message(shown: list[dict]) -> dict | None:
 
 
 def _caution_message(shown: list[dict]) -> dict | None:
-    reviews = sorted((r for r in shown if kind_key(r) in (1, "guideline")), key=_rank)
+    reviews = sorted((r for r in shown if kind_key(r) in (1, "guideline") and on_topic(r)), key=_rank)
     for r in reviews:
         said = [s for s in sentences(finding(r) or "") if CAUTION.search(s)]
         if said:
@@ -217,6 +292,8 @@ def _caution_message(shown: list[dict]) -> dict | None:
 def _study_row(r: dict) -> dict:
     said = finding(r)
     notes = [FLAG_NOTES[f] for f in r.get("flags") or [] if f in FLAG_NOTES and f != "guideline"]
+    if r.get("fit") in FIT_NOTES:
+        notes.append(FIT_NOTES[r["fit"]])
     pmcid = clean(r.get("pmcid"))
     return {
         "pmid": clean(r.get("pmid")),
@@ -228,6 +305,8 @@ def _study_row(r: dict) -> dict:
         "title": title_of(r),
         "finding": excerpt(said) if said else None,
         "citation": vancouver(r),
+        # A person's own note on the study (`evidence note`), shown as theirs.
+        "note": clean(r.get("note")) or None,
         "free_full_text": bool(pmcid),
         "pubmed_url": f"https://pubmed.ncbi.nlm.nih.gov/{clean(r.get('pmid'))}/",
         "pmc_url": f"https://pmc.ncbi.nlm.nih.gov/articles/{pmcid}/" if pmcid else None,
@@ -239,15 +318,24 @@ def _count_lines(context: dict) -> list[dict]:
     counts = context.get("counts") or {}
     lines = []
     if "found" in counts:
-        lines.append({"text": f"Records saved for this topic: {counts['found']}.", "detail": None})
+        lines.append({"text": f"Records found: {counts['found']:,}.", "detail": None})
+    by_fit = counts.get("by_fit") or {}
+    if "on_topic" in counts:
+        detail = None
+        if by_fit:
+            detail = (
+                f"direct: {by_fit.get('direct', 0)}; partial: {by_fit.get('partial', 0)}; "
+                f"in passing: {by_fit.get('mention', 0)}; not about it: {by_fit.get('none', 0)}."
+            )
+        lines.append({"text": f"About massage for this problem: {counts['on_topic']:,}.", "detail": detail})
     if "included" in counts:
-        lines.append({"text": f"Included: {counts['included']}.", "detail": None})
+        lines.append({"text": f"Shown on this sheet: {counts['included']}.", "detail": None})
     if "excluded" in counts:
         reasons = counts.get("excluded_reasons") or {}
         detail = "; ".join(f"{why}: {n}" for why, n in sorted(reasons.items()))
         lines.append(
             {
-                "text": f"Excluded: {counts['excluded']}.",
+                "text": f"Not shown: {counts['excluded']:,}.",
                 "detail": f"Reasons: {detail}." if detail else None,
             }
         )
@@ -261,8 +349,50 @@ def _count_lines(context: dict) -> list[dict]:
     by_level = counts.get("by_level") or {}
     if by_level:
         detail = "; ".join(f"{label}: {n}" for label, n in by_level.items())
-        lines.append({"text": "By type of study:", "detail": detail + "."})
+        lines.append({"text": "Shown, by type of study:", "detail": detail + "."})
     return lines
+
+
+def _imports_line(context: dict) -> dict | None:
+    """`Records imported from:` and the files with their dates, for records that came from files."""
+    files = [
+        f"{Path(str(i.get('file') or '')).name} ({_date_words(i.get('imported_at')) or 'date not recorded'})"
+        for i in context.get("imports") or []
+    ]
+    return {"text": "Records imported from:", "detail": ", ".join(files) + "."} if files else None
+
+
+def _as_of(context: dict) -> str:
+    search = context.get("search") or {}
+    ran = _date_words(search.get("run_at"))
+    if ran:
+        return f"This sheet shows research found as of {ran}."
+    dates = [_date_words(i.get("imported_at")) for i in context.get("imports") or []]
+    dates = [d for d in dates if d]
+    if dates:
+        return f"This sheet shows research from files imported on {dates[-1]}."
+    return "The date of the search was not recorded."
+
+
+def _left_out_rows(records: list[dict], context: dict) -> list[dict]:
+    """Studies not shown though chosen or strong enough, each with the reason in plain words."""
+    rows = [
+        {"short_title": short_title(r, 70), "pmid": clean(r.get("pmid")), "reason": is_left_out(r)}
+        for r in records
+        if is_left_out(r)
+    ]
+    seen = {row["pmid"] for row in rows}
+    for x in context.get("left_out") or []:
+        pmid = clean(x.get("pmid"))
+        if pmid in seen:
+            continue
+        seen.add(pmid)
+        rows.append({
+            "short_title": short_title({"title": x.get("title")}, 70),
+            "pmid": pmid,
+            "reason": LEFT_OUT_WORDS.get(x.get("reason"), clean(x.get("reason")).capitalize() + "."),
+        })
+    return rows
 
 
 def build_handout(records: list[dict], context: dict) -> dict:
@@ -270,13 +400,8 @@ def build_handout(records: list[dict], context: dict) -> dict:
     condition = context.get("condition") or {}
     search = context.get("search") or {}
     shown = [r for r in records if not is_left_out(r)]
-    left_out = [
-        {"short_title": short_title(r, 70), "pmid": clean(r.get("pmid")), "reason": is_left_out(r)}
-        for r in records
-        if is_left_out(r)
-    ]
+    left_out = _left_out_rows(records, context)
     topic = clean(condition.get("title")) or "this condition"
-    as_of = _date_words(search.get("run_at"))
     icd10 = [clean(c) for c in condition.get("icd10") or [] if clean(c)]
 
     messages: list[dict] = []
@@ -285,6 +410,8 @@ def build_handout(records: list[dict], context: dict) -> dict:
         for extra in (_strongest_message(shown), _caution_message(shown)):
             if extra:
                 messages.append(extra)
+    elif isinstance((context.get("counts") or {}).get("found"), int):
+        messages.append(_message(_count_message(shown, context)))
     else:
         messages.append(_message("We found no studies to show on this topic yet."))
 
@@ -297,11 +424,7 @@ def build_handout(records: list[dict], context: dict) -> dict:
         "title": f"Massage therapy for {_lower_first(topic)}: what research says",
         "topic": topic,
         "description": clean(condition.get("description")) or None,
-        "as_of": (
-            f"This sheet shows research found as of {as_of}."
-            if as_of
-            else "The date of the search was not recorded."
-        ),
+        "as_of": _as_of(context),
         "purpose": (
             "Bring this sheet to your doctor. It lists studies on massage for this problem. "
             "It is not advice."
@@ -319,6 +442,7 @@ def build_handout(records: list[dict], context: dict) -> dict:
         },
         "no_finding": "No summary sentence in the abstract.",
         "free_full_text": "Free full text",
+        "note_label": "Note:",
         "studies": [_study_row(r) for r in shown],
         "no_studies": "No studies to list.",
         "left_out_heading": "Left out",
@@ -326,9 +450,14 @@ def build_handout(records: list[dict], context: dict) -> dict:
         "left_out": left_out,
         "doctor": {
             "heading": "For the doctor: how to rerun this search",
-            "term_label": f"{database} search:",
+            "term_label": f"{database} search:" if term else "",
             "term": term or None,
-            "term_missing": "The search words were not recorded.",
+            "term_missing": (
+                "No PubMed search was run for this sheet: its records came from imported files."
+                if context.get("imports")
+                else "The search words were not recorded."
+            ),
+            "imports": _imports_line(context),
             "link_text": f"Open this search in {database}",
             "link": (
                 f"https://pubmed.ncbi.nlm.nih.gov/?term={quote_plus(term)}"
@@ -338,7 +467,7 @@ def build_handout(records: list[dict], context: dict) -> dict:
             "ran": (
                 f"Run on {ran}" + (f": {hits:,} results." if isinstance(hits, int) else ".")
                 if ran
-                else "Date of the search: not recorded."
+                else ("" if context.get("imports") else "Date of the search: not recorded.")
             ),
             "counts": _count_lines(context),
             "selection": (
