@@ -255,10 +255,28 @@ SCREEN_STATUSES = ("unscreened", "screened")
 def screening_records(store, condition: Condition) -> list[dict]:
     """Every record of a condition, ranked as `evidence list` ranks them, retracted ones too.
 
-    Light columns only (PMID, title, year, journal, level, flags) plus the decision, its
-    reason and the note: the screening list shows these, and the counts cover them all.
+    Light columns only (PMID, title, year, journal, level, flags) plus the topic fit, the
+    decision, its reason and the note: the screening list shows these, and the counts cover
+    them all. Missing or stale fits are computed first, as for `list`.
     """
-    return store.condition_records(condition.slug, include_retracted=True, columns=_SCREEN_COLUMNS)
+    return ranked_records(store, condition, include_retracted=True, columns=_SCREEN_COLUMNS)
+
+
+def screening_overview(store, conditions: Iterable[Condition]) -> dict[str, dict]:
+    """Per condition with records: records, on topic (direct or partial fit), screened,
+    included, excluded, and the time of its last fetch. Stale fits are computed first."""
+    summary = store.screening_summary(on_topic=relevance.ON_TOPIC)
+    saved_any = False
+    for condition in conditions:
+        if condition.slug not in summary:
+            continue
+        computed, saved = pipeline.refresh_fit(store, condition)
+        if computed and saved:
+            saved_any = True
+        elif computed:  # a read-only database: count the fits as computed for this answer
+            rows = ranked_records(store, condition, include_retracted=True, columns="r.pmid")
+            summary[condition.slug]["on_topic"] = sum(r.get("fit") in relevance.ON_TOPIC for r in rows)
+    return store.screening_summary(on_topic=relevance.ON_TOPIC) if saved_any else summary
 
 
 def screening_counts(records: list[dict]) -> dict:

@@ -814,19 +814,25 @@ class Store:
 
     # -- screening (evidence review) ------------------------------------------------------
 
-    def screening_summary(self, condition: str | None = None) -> dict[str, dict]:
-        """Per condition with linked records (or just `condition`): how many, how many decided,
-        included, excluded, and when its last fetch ran (`last_fetch`, None if only imported)."""
+    def screening_summary(
+        self, condition: str | None = None, *, on_topic: Iterable[str] = ()
+    ) -> dict[str, dict]:
+        """Per condition with linked records (or just `condition`): how many, how many with a
+        stored fit in `on_topic`, how many decided, included, excluded, and when its last fetch
+        ran (`last_fetch`, None if only imported)."""
         where, params = ("WHERE cr.condition = ? ", [condition]) if condition else ("", [])
+        fits = list(on_topic) or [""]
         out = {
             row["condition"]: row
             for row in _dicts(self.conn.execute(
-                "SELECT cr.condition, count(*) AS records, count(d.pmid) AS screened, "
+                "SELECT cr.condition, count(*) AS records, "
+                f"coalesce(sum(cr.fit IN ({', '.join('?' * len(fits))})), 0) AS on_topic, "
+                "count(d.pmid) AS screened, "
                 "coalesce(sum(d.decision = 'include'), 0) AS included, "
                 "coalesce(sum(d.decision = 'exclude'), 0) AS excluded "
                 "FROM condition_records cr LEFT JOIN decisions d "
                 f"ON d.condition = cr.condition AND d.pmid = cr.pmid {where}GROUP BY cr.condition",
-                params,
+                fits + params,
             ))
         }
         for condition_, last in self.conn.execute(

@@ -33,8 +33,8 @@ ALLOWED = {
     "export": {"errors", "grading", "jinja2", "weasyprint", "export", "__init__"},
     # `evidence review`: everything below cli, never sqlite3; the only HTTP-serving code.
     "web": {
-        "errors", "config", "queries", "entrez", "pipeline", "store", "curation", "export",
-        "web", "flask", "werkzeug", "waitress", "jinja2", "markupsafe",
+        "errors", "config", "queries", "entrez", "relevance", "pipeline", "store", "curation",
+        "export", "web", "flask", "werkzeug", "waitress", "jinja2", "markupsafe",
     },
 }
 THIRD_PARTY = {

@@ -275,7 +275,10 @@ def test_conditions_page_counts_each_condition(client, db):
     html = client.get("/").get_data(as_text=True)
     card = html[html.index(f'id="c-{SLUG}"'):]
     card = card[:card.index("</li>")]
+    on_topic = sum(1 for r in curation.screening_records(Store(db), get_condition(SLUG))
+                   if r["fit"] in ("direct", "partial"))
     assert "15 studies" in card and "1 screened" in card and "1 included" in card
+    assert f"{on_topic} on topic" in card and 0 < on_topic < 15
     assert "last fetch never (imported)" in card
     assert f'href="/conditions/{SLUG}"' in card
     # Every shipped condition is offered for a fetch.
@@ -377,15 +380,22 @@ def test_filters_by_level_status_decision_and_search(client, db):
     assert "Cannot understand the search" in html
 
 
-def test_fit_is_shown_and_filtered_when_records_have_it(client, db):
-    html = client.get(f"/conditions/{SLUG}").get_data(as_text=True)
+def test_fit_is_shown_and_filtered(client, db):
     records = curation.screening_records(Store(db), get_condition(SLUG))
-    if not any(r.get("fit") for r in records):
-        assert 'id="f-fit"' not in html  # no fit yet: no column, no filter
-        return
+    html = client.get(f"/conditions/{SLUG}").get_data(as_text=True)
     assert 'id="f-fit"' in html
-    direct = [r["pmid"] for r in records if r.get("fit") == "direct"]
-    assert rows(client.get(f"/conditions/{SLUG}?fit=direct").get_data(as_text=True)) == direct
+    fits = {r["pmid"]: r["fit"] for r in records}
+    shown = Elements(html)
+    for pmid, fit in fits.items():
+        row = html[html.index(f'data-pmid="{pmid}"'):]
+        assert f'<span class="fit fit-{fit}">{fit}</span>' in row[:row.index("</li>")]
+    assert shown.find("li", data_pmid=REVIEW)
+    for fit in ("direct", "mention"):
+        expected = [r["pmid"] for r in records if r["fit"] == fit]
+        assert expected, fit
+        assert rows(client.get(f"/conditions/{SLUG}?fit={fit}").get_data(as_text=True)) == expected
+    focus = client.get(f"/conditions/{SLUG}?pmid={REVIEW}").get_data(as_text=True)
+    assert f"Fit: {fits[REVIEW]} (" in focus
 
 
 def test_pages_split_a_long_list(client, monkeypatch):
@@ -535,7 +545,7 @@ def test_downloads_are_what_the_cli_exports(client, db, tmp_path, fmt):
 
 def test_the_handout_follows_each_decision(client, db):
     before = client.get(f"/conditions/{SLUG}/handout.html").get_data(as_text=True)
-    assert "No person has checked this list yet" in before
+    assert "No person has checked them yet" in before
     post(client, f"/conditions/{SLUG}/decide", {"pmid": TRIAL, "decision": "include"})
     after = client.get(f"/conditions/{SLUG}/handout.html").get_data(as_text=True)
     assert f"PMID: {TRIAL}" in after and f"PMID: {REVIEW}" not in after

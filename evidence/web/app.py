@@ -17,7 +17,7 @@ from flask import Flask, Response, g, jsonify, redirect, render_template, reques
 from jinja2 import StrictUndefined
 from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, NotFound
 
-from evidence import config, curation, queries
+from evidence import config, curation, queries, relevance
 from evidence import export as exporter
 from evidence.errors import (
     ConfigError,
@@ -60,7 +60,7 @@ FORMAT_NAMES = {
     "ris": "RIS (EndNote, Zotero, Mendeley)", "nbib": "MEDLINE .nbib (PubMed format)",
     "bibtex": "BibTeX", "csl-json": "CSL-JSON", "csv": "CSV spreadsheet",
 }
-FITS = ("direct", "partial", "mention", "none")
+FITS = relevance.FITS
 LEVELS = ("1", "2", "3", "4", "5", "none")
 _PMID = re.compile(r"^[1-9][0-9]{0,8}$")
 
@@ -196,7 +196,7 @@ def create_app(settings: ReviewSettings) -> Flask:
     @app.get("/")
     def conditions():
         found = queries.load_conditions(settings.queries_dir)
-        summary = store().screening_summary()
+        summary = curation.screening_overview(store(), found.values())
         latest = jobs.latest_by_slug()
         rows = []
         for slug, c in found.items():
