@@ -224,6 +224,7 @@ def test_post_without_csrf_token_changes_nothing(client, db):
         post(client, path, data, csrf=False),
         post(client, path, {**data, "csrf_token": "0" * 64}, csrf=False),
         post(client, path, data, headers={"Origin": "http://evil.example"}),
+        post(client, path, data, headers={"Origin": "null"}),
         post(client, path, data, headers={"Sec-Fetch-Site": "cross-site"}),
         post(client, f"/conditions/{SLUG}/note", {"pmid": REVIEW, "text": "x"}, csrf=False),
         post(client, f"/conditions/{SLUG}/undo", {"pmid": REVIEW}, csrf=False),
@@ -249,7 +250,7 @@ def test_every_answer_carries_a_policy_without_inline_script(client):
         assert "script-src 'self'" in policy and "unsafe-inline" not in policy
         assert "frame-ancestors 'none'" in policy
         assert response.headers["X-Content-Type-Options"] == "nosniff"
-        assert response.headers["Referrer-Policy"] == "no-referrer"
+        assert response.headers["Referrer-Policy"] == "same-origin"
         assert response.headers["Cache-Control"] == "no-store"
         for tag, attrs in Elements(response.get_data(as_text=True)).elements:
             if tag == "script":

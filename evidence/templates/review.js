@@ -112,8 +112,7 @@
           show(nextUnscreened(), true);
         } else {
           await show(current, false);
-          if (action === "note") document.getElementById("note-text").focus();
-          else link(current).focus();
+          link(current).focus(); // back to the list, where the keys work
         }
       } catch (error) {
         say(`Not saved: ${error.message}`);

@@ -160,7 +160,9 @@ def create_app(settings: ReviewSettings) -> Flask:
         response.headers.setdefault("Content-Security-Policy", security.CONTENT_SECURITY_POLICY)
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        # Not "no-referrer": with it Chromium sends "Origin: null" on our own form POSTs, which
+        # the CSRF check must refuse. Other sites get no Referer; links out say noreferrer too.
+        response.headers["Referrer-Policy"] = "same-origin"
         response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
         response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
         # Private data behind a token: no cache keeps a copy.
