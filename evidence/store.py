@@ -854,14 +854,16 @@ class Store:
 
     def search_pmids(self, text: str, *, condition: str | None = None) -> set[str]:
         """Every PMID whose title or abstract matches a search (the syntax of `search`)."""
-        join, params = "", [_fts_query(text)]
+        where, params = "", [_fts_query(text)]
         if condition:
-            join = "JOIN condition_records cr ON cr.pmid = r.pmid AND cr.condition = ?"
-            params.insert(0, condition)
+            where = " AND r.pmid IN (SELECT pmid FROM condition_records WHERE condition = ?)"
+            params.append(condition)
         try:
+            # The full-text match first, as a set: joined the other way round, SQLite ran the
+            # MATCH once per linked record (0.15 s for 3,000 instead of a few ms).
             cursor = self.conn.execute(
-                f"SELECT r.pmid FROM records_fts JOIN records r ON r.rowid = records_fts.rowid {join} "
-                "WHERE records_fts MATCH ?", params,
+                "SELECT r.pmid FROM records r WHERE r.rowid IN "
+                f"(SELECT rowid FROM records_fts WHERE records_fts MATCH ?){where}", params,
             )
             return {row[0] for row in cursor}
         except sqlite3.OperationalError as exc:
