@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import http.client
 import os
 import re
 import shutil
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlencode, urlsplit
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -77,8 +79,6 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=3000)
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
-    import requests
-
     tmp = Path(tempfile.mkdtemp())
     db = tmp / "bench.db"
     env = dict(os.environ, EVIDENCE_DB=str(db), COLUMNS="120")
@@ -96,26 +96,40 @@ def main() -> None:
 
         server = subprocess.Popen(EVIDENCE + ["review", SLUG, "--no-browser", "--port", "0"], env=env,
                                   stderr=subprocess.PIPE, text=True)
-        url = re.search(r"http://\S+", server.stderr.readline()).group(0)
-        base = url.split("/conditions/")[0]
-        http = requests.Session()  # one keep-alive connection with the cookie, like a browser tab
-        page = http.get(url)
-        page.raise_for_status()
-        csrf = re.search(r'name="csrf-token" content="([0-9a-f]+)"', page.text).group(1)
-        rows = len(re.findall(r'<li class="row"', page.text))
-        pmids = re.findall(r'<li class="row" data-pmid="(\d+)"', page.text)
+        url = urlsplit(re.search(r"http://\S+", server.stderr.readline()).group(0))
+        # One keep-alive connection with the cookie, like a browser tab. http.client sends a
+        # request's headers and body in one write, as browsers do; a client that writes them
+        # apart (urllib3) adds the Nagle / delayed-ACK wait of TCP to every POST it times.
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+        cookie = ""
 
-        def get(path):
-            response = http.get(base + path)
-            response.raise_for_status()
-            return response
+        def ask(method: str, path: str, form: dict | None = None, headers: dict | None = None) -> bytes:
+            nonlocal cookie
+            body = urlencode(form).encode() if form is not None else None
+            sent = {"Cookie": cookie, **(headers or {})}
+            if body is not None:
+                sent["Content-Type"] = "application/x-www-form-urlencoded"
+            conn.request(method, path, body=body, headers=sent)
+            response = conn.getresponse()
+            data = response.read()
+            if response.getheader("Set-Cookie"):
+                cookie = response.getheader("Set-Cookie").split(";")[0]
+            if response.status >= 400:
+                raise RuntimeError(f"{method} {path}: HTTP {response.status}")
+            return data
 
-        print(line(f"review: screening page, {rows:,} rows ({len(page.content) / 1e6:.1f} MB)",
-                   timed(lambda: get(f"/conditions/{SLUG}"), args.runs), PAGE_TARGET))
+        ask("GET", f"{url.path}?{url.query}")  # trades the token for the cookie
+        page = ask("GET", url.path).decode()
+        csrf = re.search(r'name="csrf-token" content="([0-9a-f]+)"', page).group(1)
+        rows = len(re.findall(r'<li class="row"', page))
+        pmids = re.findall(r'<li class="row" data-pmid="(\d+)"', page)
+
+        print(line(f"review: screening page, {rows:,} rows ({len(page.encode()) / 1e6:.1f} MB)",
+                   timed(lambda: ask("GET", f"/conditions/{SLUG}"), args.runs), PAGE_TARGET))
         print(line("review: screening page, search 'massage'",
-                   timed(lambda: get(f"/conditions/{SLUG}?q=massage"), args.runs)))
+                   timed(lambda: ask("GET", f"/conditions/{SLUG}?q=massage"), args.runs)))
         print(line("review: focused record alone (j/k)",
-                   timed(lambda: get(f"/conditions/{SLUG}/records/{pmids[len(pmids) // 2]}"), args.runs)))
+                   timed(lambda: ask("GET", f"/conditions/{SLUG}/records/{pmids[len(pmids) // 2]}"), args.runs)))
         headers = {"Accept": "application/json", "X-CSRF-Token": csrf}
         picks = iter(pmids * 3)
 
@@ -123,19 +137,15 @@ def main() -> None:
             form = {"pmid": next(picks), "decision": decision}
             if decision == "exclude":
                 form["reason_pick"] = "not about this condition"
-            response = http.post(f"{base}/conditions/{SLUG}/decide", data=form, headers=headers)
-            response.raise_for_status()
+            ask("POST", f"/conditions/{SLUG}/decide", form, headers)
 
         print(line("review: decision round trip, include (POST, JSON)", timed(lambda: decide("include"), args.runs),
                    DECISION_TARGET))
         print(line("review: decision round trip, exclude with reason", timed(lambda: decide("exclude"), args.runs),
                    DECISION_TARGET))
-
-        def undo():
-            response = http.post(f"{base}/conditions/{SLUG}/undo", data={"pmid": next(picks)}, headers=headers)
-            response.raise_for_status()
-
-        print(line("review: undo round trip", timed(undo, args.runs), DECISION_TARGET))
+        print(line("review: undo round trip",
+                   timed(lambda: ask("POST", f"/conditions/{SLUG}/undo", {"pmid": next(picks)}, headers), args.runs),
+                   DECISION_TARGET))
     finally:
         if server is not None:
             server.terminate()
