@@ -609,3 +609,31 @@ def test_a_fetch_without_an_email_says_how_to_give_one(client, monkeypatch):
     assert "No email for NCBI" in response.get_data(as_text=True)
     response = post(client, "/fetch", {"slug": "neck-pain", "email": "not an email"})
     assert response.status_code == 400 and "does not look like an email" in response.get_data(as_text=True)
+
+
+# -- starting the server ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args,message", [
+    (["no-such-condition"], "Unknown condition"),
+    (["--host", "0.0.0.0"], "--host 0.0.0.0 would open the page to every network"),
+    (["--host", "::"], "--host :: would open the page to every network"),
+    (["--host", "example.org"], "--host must be an IP address such as 127.0.0.1, not 'example.org'"),
+])
+def test_review_refuses_bad_starts_with_one_line(db, args, message):
+    result = CliRunner().invoke(cli, ["review", *args, "--no-browser", "--db", str(db)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: ") and message in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_a_port_in_use_is_named(db):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli, ["review", "--port", str(port), "--no-browser", "--db", str(db)])
+    assert result.exit_code == 1
+    assert f"Error: Port {port} is in use" in result.stderr and "--port 0" in result.stderr
