@@ -79,10 +79,12 @@ def serve(
     settings.cookie_name = f"evidence-review-{actual}"
     url_host = f"[{host}]" if ":" in host else host
     url = f"http://{url_host}:{actual}{f'/conditions/{slug}' if slug else '/'}?token={settings.token}"
-    announce(f"evidence review: {url}  (Ctrl-C stops it)")
-    opener = _open_browser(url) if open_browser else None
-    _stop_on_sigterm()
+    opener = None
     try:
+        # Inside the try: a Ctrl-C right after the URL appears must stop as cleanly as later.
+        _stop_on_sigterm()
+        announce(f"evidence review: {url}  (Ctrl-C stops it)")
+        opener = _open_browser(url) if open_browser else None
         server.run()
     except KeyboardInterrupt:
         pass
