@@ -822,6 +822,41 @@ def _recheck(store, condition, records, email, max_records):
     return curation.select(store, condition, max_records=max_records)
 
 
+# -- review -------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("slug", required=False)
+@click.option("--port", type=click.IntRange(0, 65535),
+              help="Port to listen on (default: 8765, or the next free one; 0 picks any free port).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but this machine's loopback lets others reach the page (with the token).")
+@click.option("--no-browser", is_flag=True, help="Do not open a browser; only print the URL.")
+@db_option
+@queries_option
+def review(slug, port, host, no_browser, db, queries_dir):
+    """Screen studies and build the handout in your browser (a local web page).
+
+    Prints the page's address, with its access token, on one line; Ctrl-C stops it.
+    Decisions made there are the same as 'include' / 'exclude' here.
+
+    \b
+    Example:
+      evidence review low-back-pain
+      evidence review --port 8800 --no-browser
+    """
+    from evidence import web
+
+    if slug:
+        get_condition(slug, queries_dir)  # an unknown slug fails before the server starts
+    web.serve(
+        config.db_path(str(db) if db else None),
+        queries_dir=config.extra_queries_dir(str(queries_dir) if queries_dir else None),
+        slug=slug, host=host, port=port, open_browser=not no_browser,
+        client_options=CLIENT_OPTIONS, announce=_err,
+    )
+
+
 # -- doctor -------------------------------------------------------------------------------
 
 

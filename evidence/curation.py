@@ -235,3 +235,115 @@ def level_year_table(store, condition: Condition, *, by: str = "decade"):
     table.index.name = "Provisional level"
     table.columns.name = "Decade" if by == "decade" else "Year"
     return table
+
+
+# -- screening (evidence review) ----------------------------------------------------------
+# Kept below the rest of the module (imports included) while issue 9 rewrites the part above.
+
+from collections.abc import Iterable  # noqa: E402
+
+# What a screening list shows of each record: light enough to rank tens of thousands at once.
+_SCREEN_COLUMNS = (
+    "r.pmid, r.title, r.year, r.journal, r.journal_abbrev, r.level, r.level_label, r.flags, r.retracted"
+)
+
+# The reasons a screener picks from when leaving a study out (free text may add to them).
+EXCLUDE_REASONS = (
+    "not about massage therapy",
+    "not about this condition",
+    "not a study in people",
+    "not a study (comment, letter or news)",
+    "duplicate or older version",
+)
+
+SCREEN_STATUSES = ("unscreened", "screened")
+
+
+def screening_records(store, condition: Condition) -> list[dict]:
+    """Every record of a condition, ranked as `evidence list` ranks them, retracted ones too.
+
+    Light columns only (PMID, title, year, journal, level, flags) plus the topic fit, the
+    decision, its reason and the note: the screening list shows these, and the counts cover
+    them all. Missing or stale fits are computed first, as for `list`.
+    """
+    return ranked_records(store, condition, include_retracted=True, columns=_SCREEN_COLUMNS)
+
+
+def screening_overview(store, conditions: Iterable[Condition]) -> dict[str, dict]:
+    """Per condition with records: records, on topic (direct or partial fit), screened,
+    included, excluded, and the time of its last fetch. Stale fits are computed first."""
+    summary = store.screening_summary(on_topic=relevance.ON_TOPIC)
+    saved_any = False
+    for condition in conditions:
+        if condition.slug not in summary:
+            continue
+        computed, saved = pipeline.refresh_fit(store, condition)
+        if computed and saved:
+            saved_any = True
+        elif computed:  # a read-only database: count the fits as computed for this answer
+            rows = ranked_records(store, condition, include_retracted=True, columns="r.pmid")
+            summary[condition.slug]["on_topic"] = sum(r.get("fit") in relevance.ON_TOPIC for r in rows)
+    return store.screening_summary(on_topic=relevance.ON_TOPIC) if saved_any else summary
+
+
+def screening_counts(records: list[dict]) -> dict:
+    """How many records a condition has, how many are decided, included and excluded."""
+    included = sum(1 for r in records if r.get("decision") == "include")
+    excluded = sum(1 for r in records if r.get("decision") == "exclude")
+    return {"total": len(records), "screened": included + excluded, "included": included, "excluded": excluded}
+
+
+def filter_screening(
+    store,
+    condition: Condition,
+    records: list[dict],
+    *,
+    fit: Iterable[str] = (),
+    level: Iterable[str] = (),
+    status: str | None = None,
+    decision: str | None = None,
+    search: str | None = None,
+) -> list[dict]:
+    """The records a screener asked for, in their ranked order.
+
+    `fit` and `level` keep records with one of these values (level "none": no design
+    signal); `status` is "unscreened" or "screened"; `decision` "include" or "exclude";
+    `search` a full-text search of titles and abstracts (the syntax of `evidence search`).
+    """
+    fits = set(fit)
+    levels = set(level)
+    matching = store.search_pmids(search, condition=condition.slug) if search else None
+    out = []
+    for r in records:
+        if fits and r.get("fit") not in fits:
+            continue
+        if levels and (str(r["level"]) if r.get("level") else "none") not in levels:
+            continue
+        decided = r.get("decision")
+        if status == "unscreened" and decided or status == "screened" and not decided:
+            continue
+        if decision and decided != decision:
+            continue
+        if matching is not None and r["pmid"] not in matching:
+            continue
+        out.append(r)
+    return out
+
+
+def exclude_reason(picked: str | None, text: str | None) -> str | None:
+    """One reason from a picked reason and free text ("picked: text"), or None if neither."""
+    parts = [p.strip() for p in (picked, text) if p and p.strip()]
+    return ": ".join(parts) or None
+
+
+def highlight_words(condition: Condition) -> dict[str, tuple[str, ...]]:
+    """The words a screener's eye looks for: the massage block's and the condition's own.
+
+    PubMed-style truncation (`massage*`) is kept; a condition given only as a raw term
+    has no condition words.
+    """
+    from evidence.queries import MASSAGE_TEXT_WORDS
+
+    own = tuple(condition.text_words) + tuple(m["heading"] for m in condition.mesh)
+    extra = tuple(getattr(condition, "intervention_words", ()) or ())
+    return {"massage": tuple(MASSAGE_TEXT_WORDS) + extra, "condition": own}

@@ -831,6 +831,68 @@ class Store:
     def close(self) -> None:
         self.conn.close()
 
+    # -- screening (evidence review) ------------------------------------------------------
+
+    def screening_summary(
+        self, condition: str | None = None, *, on_topic: Iterable[str] = ()
+    ) -> dict[str, dict]:
+        """Per condition with linked records (or just `condition`): how many, how many with a
+        stored fit in `on_topic`, how many decided, included, excluded, and when its last fetch
+        ran (`last_fetch`, None if only imported)."""
+        where, params = ("WHERE cr.condition = ? ", [condition]) if condition else ("", [])
+        fits = list(on_topic) or [""]
+        out = {
+            row["condition"]: row
+            for row in _dicts(self.conn.execute(
+                "SELECT cr.condition, count(*) AS records, "
+                f"coalesce(sum(cr.fit IN ({', '.join('?' * len(fits))})), 0) AS on_topic, "
+                "count(d.pmid) AS screened, "
+                "coalesce(sum(d.decision = 'include'), 0) AS included, "
+                "coalesce(sum(d.decision = 'exclude'), 0) AS excluded "
+                "FROM condition_records cr LEFT JOIN decisions d "
+                f"ON d.condition = cr.condition AND d.pmid = cr.pmid {where}GROUP BY cr.condition",
+                fits + params,
+            ))
+        }
+        for condition_, last in self.conn.execute(
+            "SELECT condition, max(coalesce(finished_at, started_at)) FROM runs "
+            f"WHERE kind = 'fetch' {'AND condition = ? ' if condition else ''}GROUP BY condition",
+            params,
+        ):
+            if condition_ in out:
+                out[condition_]["last_fetch"] = last
+        for row in out.values():
+            row.setdefault("last_fetch", None)
+        return out
+
+    def is_linked(self, condition: str, pmid: str) -> bool:
+        """Whether a PMID is one of a condition's records."""
+        return self.conn.execute(
+            "SELECT 1 FROM condition_records WHERE condition = ? AND pmid = ?", [condition, pmid]
+        ).fetchone() is not None
+
+    def search_pmids(self, text: str, *, condition: str | None = None) -> set[str]:
+        """Every PMID whose title or abstract matches a search (the syntax of `search`)."""
+        where, params = "", [_fts_query(text)]
+        if condition:
+            where = " AND r.pmid IN (SELECT pmid FROM condition_records WHERE condition = ?)"
+            params.append(condition)
+        try:
+            # The full-text match first, as a set: joined the other way round, SQLite ran the
+            # MATCH once per linked record (0.15 s for 3,000 instead of a few ms).
+            cursor = self.conn.execute(
+                "SELECT r.pmid FROM records r WHERE r.rowid IN "
+                f"(SELECT rowid FROM records_fts WHERE records_fts MATCH ?){where}", params,
+            )
+            return {row[0] for row in cursor}
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise self._open_error(exc) from None
+            raise StoreError(
+                f"Cannot understand the search {text!r} ({exc}). Use plain words, "
+                'put a phrase in "double quotes", and use AND, OR, NOT in capitals.'
+            ) from None
+
 
 class _Transaction:
     def __init__(self, store: Store):

@@ -772,6 +772,7 @@ def secrets_drill(work: Path) -> dict:
         source = work / "import.xml"
         source.write_bytes(EFETCH_HEAD + b"\n".join(synthetic_articles(3, start=99_200_000).values()) + EFETCH_TAIL)
         codes["import"] = run("import", str(source), "--condition", SLUG)
+        codes["review"] = _review_with_key(env, stub, echo, outputs)
         log = list(stub.log)
     needle = KEY.encode()
     leaks = [f"output of {cmd}" for cmd, out, err in outputs if KEY in out or KEY in err]
@@ -786,6 +787,37 @@ def secrets_drill(work: Path) -> dict:
         "key_sent": sum(r["params"].get("api_key") == KEY for r in log),
         "key_in_url": sum(KEY in r["path"] for r in log),
     }
+
+
+def _review_with_key(env: dict, stub, echo: str, outputs: list) -> int:
+    """`evidence review` with the key set: a fetch started on its page that fails on a 429
+    echoing the key, one that succeeds, every page read; then Ctrl-C. Returns its exit code."""
+    import requests
+
+    proc = spawn(["-vv", "review", SLUG, "--no-browser", "--port", "0"], env)
+    first = proc.stderr.readline().decode("utf-8", "replace")
+    url = re.search(r"http://\S+", first).group(0)
+    base = url.split("/conditions/")[0]
+    seen = []
+    with requests.Session() as s:
+        csrf = re.search(r'name="csrf-token" content="([0-9a-f]+)"', s.get(url, timeout=30).text).group(1)
+        stub.faults += [("esearch", "status", 429, {}, echo)] * 2
+        for _ in range(2):
+            s.post(f"{base}/fetch", data={"slug": SLUG, "refresh": "1", "csrf_token": csrf}, timeout=30)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                jobs = s.get(f"{base}/fetches.json", timeout=30)
+                if jobs.json()["jobs"][0]["state"] in ("done", "failed"):
+                    break
+                time.sleep(0.05)
+            seen.append(jobs.text)
+        for path in ("/", f"/conditions/{SLUG}", f"/conditions/{SLUG}/handout", f"/conditions/{SLUG}/handout.html"):
+            seen.append(s.get(base + path, timeout=30).text)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    outputs.append(("review", out.decode("utf-8", "replace") + "".join(seen),
+                    first + err.decode("utf-8", "replace")))
+    return proc.returncode
 
 
 @pytest.mark.slow

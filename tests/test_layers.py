@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ ALLOWED = {
     "entrez": {"errors", "requests"},
     "pubmed": {"errors"},
     "medline": {"errors", "Bio"},
-    "store": {"errors", "sqlite_utils"},
+    "store": {"errors", "sqlite_utils", "sqlite3"},
     "grading": {"errors"},
     "relevance": {"errors", "queries"},
     "pipeline": {
@@ -30,8 +31,18 @@ ALLOWED = {
         "errors", "config", "queries", "store", "grading", "relevance", "pipeline", "__init__", "pandas",
     },
     "export": {"errors", "grading", "jinja2", "weasyprint", "export", "__init__"},
+    # `evidence review`: everything below cli, never sqlite3; the only HTTP-serving code.
+    "web": {
+        "errors", "config", "queries", "entrez", "relevance", "pipeline", "store", "curation",
+        "export", "web", "flask", "werkzeug", "waitress", "jinja2", "markupsafe",
+    },
 }
-THIRD_PARTY = {"requests", "Bio", "sqlite_utils", "pandas", "click", "jinja2", "weasyprint", "lxml"}
+THIRD_PARTY = {
+    "requests", "Bio", "sqlite_utils", "pandas", "click", "jinja2", "weasyprint", "lxml",
+    "flask", "werkzeug", "waitress", "markupsafe", "sqlite3",
+}
+# Packages that serve or route HTTP: only the web layer may import them.
+HTTP_SERVING = {"flask", "werkzeug", "waitress"}
 
 
 def imports_of(path: Path) -> set[str]:
@@ -78,10 +89,24 @@ def test_only_cli_imports_click():
     assert users == []
 
 
+def test_only_web_serves_http():
+    users = sorted({name for name, p in modules() if imports_of(p) & HTTP_SERVING})
+    assert users == ["web"]
+
+
+def test_web_knows_no_sql():
+    """The review page reads and decides through the store's and curation's functions."""
+    sql = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE)\b\s|\bFROM\s+\w+\s+(WHERE|JOIN)|\bcondition_records\b|\bdecision_log\b")
+    for path in sorted((PACKAGE / "web").rglob("*.py")):
+        assert "sqlite3" not in imports_of(path), f"{path.name} imports sqlite3"
+        found = sql.search(path.read_text())
+        assert not found, f"{path.name} holds SQL or a table name: {found.group(0)!r}"
+
+
 def test_help_does_not_import_heavy_libraries():
     code = (
         "import sys; from evidence import cli; "
-        "heavy = [m for m in ('pandas', 'sqlite_utils', 'weasyprint', 'requests', 'Bio', 'jinja2') if m in sys.modules]; "
+        "heavy = [m for m in ('pandas', 'sqlite_utils', 'weasyprint', 'requests', 'Bio', 'jinja2', 'flask', 'waitress') if m in sys.modules]; "
         "print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
