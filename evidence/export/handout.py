@@ -338,7 +338,7 @@ DIARIES = {
     },
     "stool": {
         "heading": "Your stool diary",
-        "intro": "Fill this in each day for a week or two before your visit.",
+        "intro": "Fill this in daily for a week or two before your visit.",
         "note": None,
         "columns": [
             "Date",
@@ -387,7 +387,7 @@ DIARIES = {
     },
     "baby": {
         "heading": "Your baby's diary",
-        "intro": "Fill this in each day. Your baby's care team can help you.",
+        "intro": "Fill this in daily. Your baby's care team can help you.",
         "note": None,
         "columns": [
             "Date",
@@ -403,7 +403,7 @@ DIARIES = {
     },
     "mood": {
         "heading": "Your mood diary",
-        "intro": "Fill this in each day for a week or two before your visit.",
+        "intro": "Fill this in daily for a week or two before your visit.",
         "note": "Ask your doctor about two short, free forms: the GAD-7 for worry and the "
         "PHQ-9 for low mood. Filled in now and later, they show if you are getting better.",
         "columns": [
@@ -454,7 +454,7 @@ def _handout_parts(condition: dict) -> dict:
         "letter": bool(given.get("letter", True)),
         "provider": clean(given.get("provider")) or DEFAULT_PROVIDER,
         "cpt": [
-            {"code": clean(c.get("code")), "words": clean(c.get("words"))}
+            {"code": clean(c.get("code")), "words": clean(c.get("words")) or None}
             for c in (DEFAULT_CPT if cpt is None else cpt)
         ],
         "safety": clean(given.get("safety")) or None,
@@ -518,10 +518,11 @@ def _care(parts: dict, codes: list[dict]) -> dict:
         "heading": "Who gives this care",
         "provider": parts["provider"],
         "provider_line": _end_sentence(parts["provider"][:1].upper() + parts["provider"][1:]),
-        "codes_intro": "Your doctor will choose the codes that fit.",
-        "icd10_label": "Diagnosis (ICD-10-CM):",
+        # Labels only for lists the sheet shows: the words box explains what is on the sheet.
+        "codes_intro": "Your doctor will pick the right codes." if codes or parts["cpt"] else None,
+        "icd10_label": "Diagnosis (ICD-10-CM):" if codes else None,
         "icd10": codes,
-        "cpt_label": "Service (CPT):",
+        "cpt_label": "Service (CPT):" if parts["cpt"] else None,
         "cpt": parts["cpt"],
     }
 
@@ -544,11 +545,12 @@ def _letter(parts: dict, codes: list[dict]) -> dict | None:
 
 
 def _strings(value) -> list[str]:
+    """Every string in a nested model of dicts and lists."""
     if isinstance(value, str):
         return [value]
     if isinstance(value, dict):
-        value = value.values()
-    if isinstance(value, (list, tuple)) or hasattr(value, "__iter__"):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
         return [s for v in value for s in _strings(v)]
     return []
 
@@ -600,8 +602,8 @@ def build_handout(records: list[dict], context: dict) -> dict:
     model = {
         "title": title,
         "lang": "en",
-        # Document metadata (PDF Author, Subject, Creator): a screen reader announces the title
-        # and language, and a clinic's document system files the sheet by them.
+        # Document metadata (the PDF's Title, Author, Subject and language): a screen reader
+        # announces the title and reads in the right language; a clinic's system files by them.
         "author": f"evidence {version}".strip(),
         "subject": f"PubMed studies on massage therapy for {_lower_first(topic)}",
         "topic": topic,
