@@ -127,8 +127,10 @@ CONDITIONS = {
             "up under the skin."
         ),
         "icd10": [
-            {"code": "I89.0", "description": "Lymphedema, not elsewhere classified", "category": False},
-            {"code": "I97.2", "description": "Postmastectomy lymphedema syndrome", "category": False},
+            {"code": "I89.0", "description": "Lymphedema, not elsewhere classified",
+             "category": False},
+            {"code": "I97.2", "description": "Postmastectomy lymphedema syndrome",
+             "category": False},
             {"code": "Q82.0", "description": "Hereditary lymphedema", "category": False},
         ],
         "handout": {
@@ -647,7 +649,9 @@ def test_lymphedema_handout_names_its_therapist_service_and_safety_line():
     assert "Who gives this care A certified lymphedema therapist." in text
     assert "97140 manual lymph drainage, each 15 minutes" in text
     assert "97124" not in text  # the file's own CPT list replaces the defaults
-    safety = "Safety: Sudden swelling of one leg can be a blood clot: see a doctor before any massage."
+    safety = (
+        "Safety: Sudden swelling of one leg can be a blood clot: see a doctor before any massage."
+    )
     assert safety in text
     # On page one, before the key points, where a patient reads first.
     assert text.index(safety) < text.index("Key points")
@@ -670,7 +674,8 @@ def test_baby_handout_asks_about_the_baby_and_prints_no_codes():
 
 def test_every_code_carries_its_description_and_a_category_is_labelled():
     condition = copy.deepcopy(CONDITIONS["constipation"])
-    condition["icd10"].append({"code": "M75.-", "description": "Shoulder lesions", "category": True})
+    category = {"code": "M75.-", "description": "Shoulder lesions", "category": True}
+    condition["icd10"].append(category)
     model = build_handout(real_records("34090550"), make_context(condition=condition))
     rows = {c["code"]: c for c in model["care"]["icd10"]}
     assert rows["K59.04"] == {

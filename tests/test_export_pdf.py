@@ -140,10 +140,8 @@ def test_the_search_link_is_printed_as_an_address(ten_pdf):
 def test_page_footer_sits_clear_of_the_paper_edge(ten_pdf, tmp_path):
     # Most office printers cannot print the outer quarter inch: the footer keeps 0.4 in.
     boxes = poppler("pdftotext", ten_pdf, "-bbox", tmp_path=tmp_path)
-    bottoms = [
-        float(m.group(1))
-        for m in re.finditer(r'<word xMin="[\d.]+" yMin="[\d.]+" xMax="[\d.]+" yMax="([\d.]+)">', boxes)
-    ]
+    word = r'<word xMin="[\d.]+" yMin="[\d.]+" xMax="[\d.]+" yMax="([\d.]+)">'
+    bottoms = [float(m.group(1)) for m in re.finditer(word, boxes)]
     assert bottoms
     assert LETTER[1] - max(bottoms) >= 0.4 * INCH, LETTER[1] - max(bottoms)
 

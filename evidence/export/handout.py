@@ -668,7 +668,9 @@ def build_handout(records: list[dict], context: dict) -> dict:
                     "A fixed rule chose the strongest and newest."
                 )
             ),
-            "levels": "Levels come from the publication type alone, not from how well a study was done.",
+            "levels": (
+                "Levels come from the publication type alone, not from how well a study was done."
+            ),
         },
         "diary": _diary(parts["diary"]),
         "questions": _questions(parts),
