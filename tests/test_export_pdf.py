@@ -1,17 +1,29 @@
-"""The printed handout: two US Letter pages for ten studies, record text printed as text."""
+"""The printed handout: two US Letter pages for ten studies, tagged, read in order by poppler."""
 
 from __future__ import annotations
 
 import io
+import os
 import re
+import shutil
+import subprocess
 
 import pytest
 
 from evidence.export import render
 from tests.test_export_citation import real_records
-from tests.test_export_handout import SYNTHETIC_TITLE, TEN, make_context, synthetic_record
+from tests.test_export_handout import (
+    CONDITIONS,
+    DIARY_HEADINGS,
+    SYNTHETIC_TITLE,
+    TEN,
+    condition_context,
+    make_context,
+    synthetic_record,
+)
 
 LETTER = (612, 792)  # points
+INCH = 72
 
 
 def pdf_text(pdf: bytes) -> tuple[int, str, list]:
@@ -20,6 +32,20 @@ def pdf_text(pdf: bytes) -> tuple[int, str, list]:
     reader = PdfReader(io.BytesIO(pdf))
     text = " ".join(page.extract_text() or "" for page in reader.pages)
     return len(reader.pages), " ".join(text.split()), reader.pages
+
+
+def poppler(tool: str, pdf: bytes, *args: str, tmp_path) -> str:
+    """Run a poppler tool (pdftotext, pdfinfo) on `pdf`; skip when poppler is not installed."""
+    if not shutil.which(tool):
+        if os.environ.get("EVIDENCE_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"no {tool}: apt-get install poppler-utils (EVIDENCE_REQUIRE_BROWSER=1)")
+        pytest.skip(f"no {tool}: apt-get install poppler-utils")
+    path = tmp_path / "handout.pdf"
+    path.write_bytes(pdf)
+    out = [] if tool == "pdfinfo" else ["-"]
+    return subprocess.run(
+        [tool, *args, str(path), *out], check=True, capture_output=True, text=True
+    ).stdout
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +60,101 @@ def test_ten_studies_fit_on_two_letter_pages(ten_pdf):
     width, height = (round(float(v)) for v in page_objects[0].mediabox.upper_right)
     assert (width, height) == LETTER
     # Everything made it onto those pages, the last study and the fill-in parts included.
-    for words in ("PMID: 36400559", "Questions to ask", "97124", "not medical advice"):
+    for words in ("PMID: 36400559", "Questions to ask", "97124", "not medical advice",
+                  "Words on this sheet"):
         assert words in text, words
+
+
+def test_legend_of_the_provisional_type_is_on_page_one(ten_pdf):
+    first_page = " ".join((pdf_text(ten_pdf)[2][0].extract_text() or "").split())
+    assert "Type of study (provisional): our first guess from how a study was set up" in first_page
 
 
 def test_pdf_lists_every_study_pmid(ten_pdf):
     _, text, _ = pdf_text(ten_pdf)
     assert set(re.findall(r"PMID: (\d+)", text)) == set(TEN)
+
+
+def test_pdf_is_tagged_with_title_author_and_language(ten_pdf, tmp_path):
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(ten_pdf))
+    catalog = reader.trailer["/Root"]
+    assert catalog["/MarkInfo"]["/Marked"] == True  # noqa: E712 (a pypdf BooleanObject)
+    assert "/StructTreeRoot" in catalog
+    assert catalog["/Lang"] == "en"
+    assert catalog["/ViewerPreferences"]["/DisplayDocTitle"] == True  # noqa: E712
+    assert reader.metadata.title == "Massage therapy for low back pain: what research says"
+    assert reader.metadata.author == "evidence 0.1.0"
+    assert b"pdfuaid:part=\"1\"" in reader.trailer["/Root"]["/Metadata"].get_data()
+    info = poppler("pdfinfo", ten_pdf, tmp_path=tmp_path)
+    assert re.search(r"^Tagged:\s+yes$", info, re.M), info
+    # The tags carry the page's structure: headings, lists and tables, not one blob.
+    structure = poppler("pdfinfo", ten_pdf, "-struct", tmp_path=tmp_path)
+    for tag in ("H1", "H2", "L", "LI", "Table", "TH", "TD", "Link"):
+        assert re.search(rf"^\s*{tag}\b", structure, re.M), tag
+
+
+def test_pdftotext_reads_the_sheet_in_order(ten_pdf, tmp_path):
+    text = poppler("pdftotext", ten_pdf, tmp_path=tmp_path)
+    flat = " ".join(text.split())
+    sections = [
+        "Key points", "The studies", "For the doctor", "Questions to ask",
+        "Who gives this care", "What a referral", "Your pain diary",
+        "0 = no pain 0 1 2 3 4 5 6 7 8 9 10 10 = worst pain", "Words on this sheet",
+        "This is a summary of research",
+    ]
+    at = [flat.find(s) for s in sections]
+    assert -1 not in at and at == sorted(at), dict(zip(sections, at))
+    # Each heading in the fill-in columns is followed by its own column's first line.
+    assert "Questions to ask ☐ What is my main problem?" in flat
+    assert "Who gives this care A licensed massage therapist." in flat
+    # Each study's quoted finding comes after its own citation and before the next study.
+    records = real_records(*TEN)
+    starts = [flat.find(f"PMID: {r['pmid']}") for r in records]
+    assert starts == sorted(starts)
+    from evidence.export.handout import build_handout
+
+    for row, start, end in zip(
+        build_handout(records, make_context())["studies"], starts, starts[1:] + [len(flat)]
+    ):
+        if row["finding"]:
+            opening = " ".join(row["finding"].split()[:6])
+            # (A key point may quote the same words on page one: look after the citation.)
+            assert start < flat.find(opening, start) < end, row["pmid"]
+
+
+def test_identifiers_are_never_broken_across_lines(ten_pdf, tmp_path):
+    lines = poppler("pdftotext", ten_pdf, tmp_path=tmp_path).splitlines()
+    for record in real_records(*TEN):
+        for ident in (f"PMID: {record['pmid']}", f"doi: {record.get('doi')}"):
+            if "None" not in ident:
+                assert any(ident in line for line in lines), ident
+
+
+def test_the_search_link_is_printed_as_an_address(ten_pdf):
+    _, text, _ = pdf_text(ten_pdf)
+    assert "On paper: go to https://pubmed.ncbi.nlm.nih.gov/ and paste in the search above." in text
+
+
+def test_page_footer_sits_clear_of_the_paper_edge(ten_pdf, tmp_path):
+    # Most office printers cannot print the outer quarter inch: the footer keeps 0.4 in.
+    boxes = poppler("pdftotext", ten_pdf, "-bbox", tmp_path=tmp_path)
+    word = r'<word xMin="[\d.]+" yMin="[\d.]+" xMax="[\d.]+" yMax="([\d.]+)">'
+    bottoms = [float(m.group(1)) for m in re.finditer(word, boxes)]
+    assert bottoms
+    assert LETTER[1] - max(bottoms) >= 0.4 * INCH, LETTER[1] - max(bottoms)
+
+
+@pytest.mark.parametrize("slug", sorted(CONDITIONS))
+def test_each_kind_of_handout_fits_two_pages_with_its_own_parts(slug):
+    pdf = render("pdf", real_records(*TEN), condition_context(slug))
+    pages, text, _ = pdf_text(pdf)
+    assert pages <= 2, slug
+    assert DIARY_HEADINGS[slug] in text
+    assert "not medical advice" in text  # the last line made it onto page two
+    letter = CONDITIONS[slug]["handout"].get("letter", True)
+    assert ("What a referral or letter of medical" in text) is letter
 
 
 @pytest.fixture(scope="module")

@@ -289,12 +289,47 @@ def _caution_message(shown: list[dict]) -> dict | None:
     return None
 
 
+# A citation's identifiers, each kept whole on one line (a DOI broken across lines is copied
+# broken). A DOI ends before the sentence's closing period.
+_IDENTIFIER = re.compile(r"doi: \S+?(?=\.?(?:\s|$))|PMID: \d+|PMCID: PMC\d+")
+
+
+def _id_parts(text: str) -> list[dict]:
+    parts, at = [], 0
+    for match in _IDENTIFIER.finditer(text):
+        if match.start() > at:
+            parts.append({"text": text[at : match.start()], "kind": "text"})
+        parts.append({"text": match.group(0), "kind": "id"})
+        at = match.end()
+    if at < len(text):
+        parts.append({"text": text[at:], "kind": "text"})
+    return parts
+
+
+def citation_parts(citation: str, title: str | None = None) -> list[dict]:
+    """A citation cut into parts of kind `text`, `title` and `id` (`doi: …`, `PMID: …`).
+
+    Joining the parts' `text` gives the citation back unchanged. The page shows the title in
+    bold (it is the row's heading) and never breaks inside an identifier.
+    """
+    at = citation.find(title) if title else -1
+    if at < 0:
+        return _id_parts(citation)
+    end = at + len(title)
+    return [
+        *_id_parts(citation[:at]),
+        {"text": citation[at:end], "kind": "title"},
+        *_id_parts(citation[end:]),
+    ]
+
+
 def _study_row(r: dict) -> dict:
     said = finding(r)
     notes = [FLAG_NOTES[f] for f in r.get("flags") or [] if f in FLAG_NOTES and f != "guideline"]
     if r.get("fit") in FIT_NOTES:
         notes.append(FIT_NOTES[r["fit"]])
     pmcid = clean(r.get("pmcid"))
+    citation = vancouver(r, max_authors=3)  # Citing Medicine allows "first 3, et al."
     return {
         "pmid": clean(r.get("pmid")),
         "level": r.get("level"),
@@ -304,7 +339,8 @@ def _study_row(r: dict) -> dict:
         "short_title": short_title(r),
         "title": title_of(r),
         "finding": excerpt(said) if said else None,
-        "citation": vancouver(r, max_authors=3),  # Citing Medicine: "first 3, et al."
+        "citation": citation,
+        "citation_parts": citation_parts(citation, title_of(r)),
         # A person's own note on the study (`evidence note`), shown as theirs.
         "note": clean(r.get("note")) or None,
         "free_full_text": bool(pmcid),
@@ -395,6 +431,273 @@ def _left_out_rows(records: list[dict], context: dict) -> list[dict]:
     return rows
 
 
+# --- the parts that depend on the condition ----------------------------------------------
+
+# What the condition file's [handout] table gives when it says nothing (SHARED_INTERFACES).
+DEFAULT_PROVIDER = "a licensed massage therapist"
+DEFAULT_CPT = (
+    # Our own words: the AMA's descriptions of CPT codes are copyrighted.
+    {"code": "97124", "words": "massage, each 15 minutes"},
+    {"code": "97140", "words": "manual (hands-on) therapy, each 15 minutes"},
+)
+CATEGORY_NOTE = "your doctor picks the full code"
+
+# One diary per kind of condition: each measures its own thing (DOMAIN.md). Only pain has the
+# 0-10 scale and the PEG items (pain, enjoyment of life, general activity), whose change of
+# about 2 points is the one with a published threshold; the others make no such claim.
+DIARIES = {
+    "pain": {
+        "heading": "Your pain diary",
+        "intro": "Fill this in daily for a week or two before your visit.",
+        "scale": list(range(11)),
+        "scale_low": "0 = no pain",
+        "scale_high": "10 = worst pain you can imagine",
+        "change": "A drop of about 2 points, or a third, is a change that matters.",
+        "note": None,
+        "columns": [
+            "Date",
+            "Pain on average (0-10)",
+            "Pain kept me from enjoying life (0-10)",
+            "Pain kept me from daily tasks (0-10)",
+            "How often, how long",
+            "What set it off",
+            "What I tried, did it help",
+        ],
+        "rows": 4,
+        "goal": "like how far you can walk",
+    },
+    "stool": {
+        "heading": "Your stool diary",
+        "intro": "Fill this in daily for a week or two before your visit.",
+        "note": None,
+        "columns": [
+            "Date",
+            "How many times I passed stool",
+            "Stool: hard, normal, soft or watery",
+            "Had to strain? (yes or no)",
+            "Belly pain or bloating",
+            "What I ate, drank or took",
+            "What I tried, did it help",
+        ],
+        "rows": 4,
+        "goal": "like how many times a week you pass stool",
+    },
+    "sleep": {
+        "heading": "Your sleep diary",
+        "intro": "Fill this in each morning for a week or two before your visit.",
+        "note": None,
+        "columns": [
+            "Date",
+            "Time I went to bed",
+            "Minutes to fall asleep",
+            "Times I woke up in the night",
+            "Time I got up",
+            "How well I slept: poor, fair or good",
+            "What I tried, did it help",
+        ],
+        "rows": 4,
+        "goal": "like how long it takes you to fall asleep",
+    },
+    "limb": {
+        "heading": "Your swelling diary",
+        "intro": "Once a week, measure around the arm or leg with a soft tape. "
+        "Measure at the same spots, at the same time of day.",
+        "note": "You can also write how your clothes, rings or shoes fit.",
+        "columns": [
+            "Date",
+            "Arm or leg",
+            "Around it at spot 1",
+            "Around it at spot 2",
+            "Around it at spot 3",
+            "How clothes, rings or shoes fit",
+            "Heavy, tight or sore?",
+        ],
+        "rows": 4,
+        "goal": "like the size of your arm or leg",
+    },
+    "baby": {
+        "heading": "Your baby's diary",
+        "intro": "Fill this in daily. Your baby's care team can help you.",
+        "note": None,
+        "columns": [
+            "Date",
+            "Feeds: how many, how long",
+            "Weight, if weighed",
+            "Hours of sleep",
+            "Wet and dirty diapers",
+            "Massage: who gave it, how long",
+            "Notes",
+        ],
+        "rows": 4,
+        "goal": "like weight gain",
+    },
+    "mood": {
+        "heading": "Your mood diary",
+        "intro": "Fill this in daily for a week or two before your visit.",
+        "note": "Ask your doctor about two short, free forms: the GAD-7 for worry and the "
+        "PHQ-9 for low mood. Filled in now and later, they show if you are getting better.",
+        "columns": [
+            "Date",
+            "How I felt today, in a few words",
+            "Hours of sleep",
+            "What made it better or worse",
+            "What I tried, did it help",
+        ],
+        "rows": 4,
+        "goal": "like your score on the GAD-7 or PHQ-9",
+    },
+}
+
+# Words on this sheet that a patient may not know, each in plain words. A word is explained
+# only when it is on the sheet (our words, a study's type, a title or a quote).
+GLOSSARY = (
+    ("Provisional", r"\bprovisional\b", "a first guess that a person should check."),
+    ("Randomized", r"\brandomi[sz]ed\b", "put into groups by chance, like a coin toss."),
+    ("Systematic review", r"\bsystematic review|\breviews? of (many )?studies\b",
+     "a study of all the studies on one question."),
+    ("Observational study", r"\bobservational\b",
+     "a study that does not choose who has which care."),
+    ("Case report", r"\bcase reports?\b", "the story of one or a few patients."),
+    ("Guideline", r"\bguidelines?\b", "advice for doctors from experts who studied the research."),
+    ("Retracted", r"\bretract", "taken back by the journal. Do not use it."),
+    ("Referral", r"\breferral\b", "a note from your doctor to someone who can give you care."),
+    ("Letter of medical necessity", r"\bmedical necessity\b",
+     "a letter to your insurer about why you need this care."),
+    ("ICD-10-CM", r"\bICD-10-CM\b", "the code for a health problem, used on a form or bill."),
+    ("CPT", r"\bCPT\b", "the code for a service, used on a bill."),
+    ("GAD-7 and PHQ-9", r"\bGAD-7\b|\bPHQ-9\b", "short forms that measure worry and low mood."),
+)
+
+
+def _handout_parts(condition: dict) -> dict:
+    """The condition's [handout] table with SHARED_INTERFACES.md's defaults filled in."""
+    given = condition.get("handout") or {}
+    diary = given.get("diary") or "pain"
+    if diary not in DIARIES:
+        raise ExportError(
+            f"Unknown diary {diary!r} for {condition.get('slug') or 'this condition'}: "
+            f"use one of {', '.join(DIARIES)} in the condition file's [handout] table."
+        )
+    cpt = given.get("cpt")
+    return {
+        "diary": diary,
+        "letter": bool(given.get("letter", True)),
+        "provider": clean(given.get("provider")) or DEFAULT_PROVIDER,
+        "cpt": [
+            {"code": clean(c.get("code")), "words": clean(c.get("words")) or None}
+            for c in (DEFAULT_CPT if cpt is None else cpt)
+        ],
+        "safety": clean(given.get("safety")) or None,
+    }
+
+
+def diagnosis_codes(condition: dict) -> list[dict]:
+    """The condition's ICD-10-CM codes as `{code, description, note}` rows for the sheet.
+
+    A category in dash notation (`M75.-`) is not a code a claim accepts: it carries the note
+    that the doctor picks the full code. A bare code string (condition files before the
+    `icd10` tables) is shown as it is, without a description.
+    """
+    rows = []
+    for item in condition.get("icd10") or []:
+        if isinstance(item, str):
+            item = {"code": item}
+        code = clean(item.get("code"))
+        if not code:
+            continue
+        category = bool(item.get("category")) or code.endswith("-")
+        rows.append(
+            {
+                "code": code,
+                "description": clean(item.get("description")) or None,
+                "note": CATEGORY_NOTE if category else None,
+            }
+        )
+    return rows
+
+
+def _diary(kind: str) -> dict:
+    diary = {"kind": kind, "scale": None, "scale_low": None, "scale_high": None, "change": None}
+    diary.update({k: v for k, v in DIARIES[kind].items() if k != "goal"})
+    diary["list_intro"] = "Each day, write down:"
+    return diary
+
+
+def _questions(parts: dict) -> dict:
+    baby = parts["diary"] == "baby"
+    items = [
+        "What is my main problem?" if not baby else "What is my baby's main problem?",
+        "What do I need to do?",
+        "Why is it important to do this?",
+        "Is massage safe for my baby?" if baby else "Is massage safe for me?",
+        f"Should I see {parts['provider']}?"
+        if not baby
+        else f"Can {parts['provider']} show me how to do it?",
+    ]
+    if parts["letter"]:
+        items.append("Can you write a letter to my insurer about why I need this care?")
+    return {"heading": "Questions to ask", "items": items}
+
+
+def _end_sentence(text: str) -> str:
+    return text if text.endswith((".", "?", "!")) else text + "."
+
+
+def _care(parts: dict, codes: list[dict]) -> dict:
+    return {
+        "heading": "Who gives this care",
+        "provider": parts["provider"],
+        "provider_line": _end_sentence(parts["provider"][:1].upper() + parts["provider"][1:]),
+        # Labels only for lists the sheet shows: the words box explains what is on the sheet.
+        "codes_intro": "Your doctor will pick the right codes." if codes or parts["cpt"] else None,
+        "icd10_label": "Diagnosis (ICD-10-CM):" if codes else None,
+        "icd10": codes,
+        "cpt_label": "Service (CPT):" if parts["cpt"] else None,
+        "cpt": parts["cpt"],
+    }
+
+
+def _letter(parts: dict, codes: list[dict]) -> dict | None:
+    if not parts["letter"]:
+        return None
+    goal = DIARIES[parts["diary"]]["goal"]
+    return {
+        "heading": "What a referral or letter of medical necessity needs",
+        "items": [
+            "The diagnosis and its code.",
+            "What you cannot do now.",
+            f"Goals you can measure, {goal}.",
+            "The plan: minutes per visit, visits per week, number of weeks.",
+            "A date to check your progress, and your doctor's signature.",
+        ],
+        "note": "Your insurer may not pay for massage just to stay well.",
+    }
+
+
+def _strings(value) -> list[str]:
+    """Every string in a nested model of dicts and lists."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def _words_on(model: dict) -> dict:
+    """The "words on this sheet" box: each hard word the sheet uses, in plain words."""
+    text = " ".join(_strings(model))
+    return {
+        "heading": "Words on this sheet",
+        "items": [
+            {"term": term, "meaning": meaning}
+            for term, pattern, meaning in GLOSSARY
+            if re.search(pattern, text, re.IGNORECASE)
+        ],
+    }
+
+
 def build_handout(records: list[dict], context: dict) -> dict:
     """The handout's whole content, as plain data the templates lay out."""
     condition = context.get("condition") or {}
@@ -402,12 +705,8 @@ def build_handout(records: list[dict], context: dict) -> dict:
     shown = [r for r in records if not is_left_out(r)]
     left_out = _left_out_rows(records, context)
     topic = clean(condition.get("title")) or "this condition"
-    # Minimal: codes now come as {code, description}; the handout owner restyles this.
-    icd10 = [
-        clean(f"{c.get('code', '')} {c.get('description', '')}") if isinstance(c, dict) else clean(c)
-        for c in condition.get("icd10") or []
-    ]
-    icd10 = [c for c in icd10 if c]
+    parts = _handout_parts(condition)
+    codes = diagnosis_codes(condition)
 
     messages: list[dict] = []
     if shown:
@@ -425,8 +724,15 @@ def build_handout(records: list[dict], context: dict) -> dict:
     hits = search.get("hits")
     ran = _date_words(search.get("run_at"))
     generated = _date_words(context.get("generated_at"))
-    return {
-        "title": f"Massage therapy for {_lower_first(topic)}: what research says",
+    version = clean(context.get("tool_version"))
+    title = f"Massage therapy for {_lower_first(topic)}: what research says"
+    model = {
+        "title": title,
+        "lang": "en",
+        # Document metadata (the PDF's Title, Author, Subject and language): a screen reader
+        # announces the title and reads in the right language; a clinic's system files by them.
+        "author": f"evidence {version}".strip(),
+        "subject": f"PubMed studies on massage therapy for {_lower_first(topic)}",
         "topic": topic,
         "description": clean(condition.get("description")) or None,
         "as_of": _as_of(context),
@@ -434,18 +740,21 @@ def build_handout(records: list[dict], context: dict) -> dict:
             "Bring this sheet to your doctor. It lists studies on massage for this problem. "
             "It is not advice."
         ),
+        "safety_label": "Safety:",
+        "safety": parts["safety"],
         "key_heading": "Key points",
         "key_messages": messages[:3],
         "table_heading": "The studies",
-        "table_intro": (
-            "Strongest type of study first. The words in quotes are the authors' own words."
+        "table_intro": "Strongest first. Words in quotes are the authors' own words.",
+        "legend": (
+            "Type of study (provisional): our first guess from how a study was set up, not how "
+            "well it was done. Level 1 is the strongest, level 5 the weakest."
         ),
         "columns": {
-            "kind": "Type of study",
-            "year": "Year",
-            "study": "Study, what the authors said, and where to find it",
+            "kind": "Type of study (provisional)",
+            "study": "The study, where to find it, and what its authors said",
         },
-        "no_finding": "No summary sentence in the abstract.",
+        "no_finding": "The study has no line in its summary that says what it found.",
         "free_full_text": "Free full text",
         "note_label": "Note:",
         "studies": [_study_row(r) for r in shown],
@@ -454,7 +763,7 @@ def build_handout(records: list[dict], context: dict) -> dict:
         "left_out_intro": "We left out these studies. Do not use them as support.",
         "left_out": left_out,
         "doctor": {
-            "heading": "For the doctor: how to rerun this search",
+            "heading": "For the doctor: how to run this search again",
             "term_label": f"{database} search:" if term else "",
             "term": term or None,
             "term_missing": (
@@ -469,6 +778,11 @@ def build_handout(records: list[dict], context: dict) -> dict:
                 if term and database == "PubMed"
                 else None
             ),
+            # On paper a link cannot be clicked, and a search URL is hundreds of characters
+            # nobody types: print the site's address and say to paste the search.
+            "print_link_intro": "On paper: go to",
+            "print_link": "https://pubmed.ncbi.nlm.nih.gov/",
+            "print_link_outro": "and paste in the search above.",
             "ran": (
                 f"Run on {ran}" + (f": {hits:,} results." if isinstance(hits, int) else ".")
                 if ran
@@ -484,59 +798,13 @@ def build_handout(records: list[dict], context: dict) -> dict:
                 )
             ),
             "levels": (
-                "Levels are provisional, a first guess. They come from the study design only, "
-                "not from how well a study was done."
+                "Levels come from the publication type alone, not from how well a study was done."
             ),
         },
-        "diary": {
-            "heading": "Your symptom diary",
-            "intro": (
-                "Fill this in for a week or two before your visit. "
-                "Circle or write a number from 0 to 10."
-            ),
-            "scale_low": "0 = no pain",
-            "scale_high": "10 = worst pain you can imagine",
-            "scale": list(range(11)),
-            "change": "A drop of about 2 points, or about a third, is a change that matters.",
-            "columns": [
-                "Date",
-                "Pain on average (0-10)",
-                "Pain got in the way of enjoying life (0-10)",
-                "Pain got in the way of daily tasks (0-10)",
-                "How often, how long",
-                "What set it off",
-                "What I tried, did it help",
-            ],
-            "rows": 4,
-        },
-        "questions": {
-            "heading": "Questions to ask",
-            "items": [
-                "What is my main problem?",
-                "What do I need to do?",
-                "Why is it important to do this?",
-                "Is massage safe for me?",
-                "Would a referral to a licensed massage therapist help?",
-                "Can you document medical necessity for my insurer?",
-            ],
-        },
-        "letter": {
-            "heading": "What a referral or letter of medical necessity needs",
-            "items": [
-                {"text": text, "codes": codes}
-                for text, codes in (
-                    ("The diagnosis and its ICD-10-CM code.", icd10),
-                    ("What you cannot do now because of it (your limits).", []),
-                    ("Goals you can measure, like how far you can walk.", []),
-                    ("The plan: minutes per visit, visits per week, and number of weeks.", []),
-                    # Codes only: the AMA's descriptions of CPT codes are copyrighted.
-                    ("Service codes (CPT):", ["97124", "97140"]),
-                    ("A date to check your progress again.", []),
-                    ("Your doctor's signature and the date.", []),
-                )
-            ],
-            "note": "Most insurers do not pay for massage for upkeep or general wellness.",
-        },
+        "diary": _diary(parts["diary"]),
+        "questions": _questions(parts),
+        "care": _care(parts, codes),
+        "letter": _letter(parts, codes),
         "disclaimer": (
             "This is a summary of research, not medical advice. "
             "Talk with your doctor about what is right for you."
@@ -545,12 +813,12 @@ def build_handout(records: list[dict], context: dict) -> dict:
             p
             for p in (
                 f"Made on {generated}" if generated else "Made",
-                f"with evidence {clean(context.get('tool_version'))}."
-                if context.get("tool_version")
-                else "with evidence.",
+                f"with evidence {version}." if version else "with evidence.",
             )
         ),
     }
+    model["words"] = _words_on(model)
+    return model
 
 
 # --- rendering -------------------------------------------------------------------------
@@ -612,12 +880,19 @@ def render_markdown(records: list[dict], context: dict) -> str:
     return _template("handout.md.j2", "md").render(h=build_handout(records, context))
 
 
+# PDF/UA-1: a tagged PDF (headings, lists, tables and reading order marked up, as in the
+# HTML) with its title shown in the window and its language set, so a screen reader reads
+# it as the page is laid out instead of guessing. WeasyPrint 61+ names it "pdf/ua-1".
+PDF_VARIANT = "pdf/ua-1"
+
+
 def render_pdf(records: list[dict], context: dict) -> bytes:
-    """The handout as a US Letter PDF, drawn from the HTML.
+    """The handout as a tagged (PDF/UA-1) US Letter PDF, drawn from the HTML.
 
     WeasyPrint, because it prints the very HTML template the browser shows, with real CSS
     paged media (@page size and margins, page-break rules, repeated table headers): one
-    template, no second layout to keep in step, and no browser to install.
+    template, no second layout to keep in step, and no browser to install. Title, author
+    and language come from the page's <title>, <meta name="author"> and <html lang>.
     """
     try:
         import weasyprint
@@ -631,7 +906,9 @@ def render_pdf(records: list[dict], context: dict) -> bytes:
     for logger in quiet:
         logger.setLevel(logging.ERROR)
     try:
-        return weasyprint.HTML(string=html, base_url=str(TEMPLATES)).write_pdf()
+        return weasyprint.HTML(string=html, base_url=str(TEMPLATES)).write_pdf(
+            pdf_variant=PDF_VARIANT
+        )
     finally:
         for logger, level in zip(quiet, levels):
             logger.setLevel(level)
