@@ -141,6 +141,18 @@ def test_a_handout_from_imported_records_names_its_files_and_no_search_term(impo
     assert "The date of the search was not recorded" not in text
 
 
+def test_many_imported_files_are_counted_not_all_named():
+    from evidence.export.handout import build_handout
+
+    imports = [{"file": f"/data/part{i}.xml", "imported_at": "2026-11-0%dT10:00:00+00:00" % (i + 1)} for i in range(5)]
+    imports.append({"file": "/elsewhere/part4.xml", "imported_at": "2026-11-09T10:00:00+00:00"})
+    model = build_handout([], {"imports": imports, "counts": {"found": 3}})
+    assert model["doctor"]["imports"]["detail"] == (
+        "part2.xml (November 3, 2026), part3.xml (November 4, 2026), part4.xml (November 9, 2026), "
+        "and 2 more files."
+    )
+
+
 def test_a_persons_note_appears_in_the_handout_and_the_csv(imported, tmp_path):
     note = "SYNTHETIC note: ask about the six-week follow-up"
     assert run("note", "33984499", note).exit_code == 0

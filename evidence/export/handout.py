@@ -389,13 +389,24 @@ def _count_lines(context: dict) -> list[dict]:
     return lines
 
 
+# Imported files named on the sheet; more are counted, so the doctor's box stays short.
+IMPORTS_NAMED = 3
+
+
 def _imports_line(context: dict) -> dict | None:
     """`Records imported from:` and the files with their dates, for records that came from files."""
-    files = [
-        f"{Path(str(i.get('file') or '')).name} ({_date_words(i.get('imported_at')) or 'date not recorded'})"
-        for i in context.get("imports") or []
-    ]
-    return {"text": "Records imported from:", "detail": ", ".join(files) + "."} if files else None
+    latest: dict[str, str | None] = {}
+    for i in context.get("imports") or []:
+        name = Path(str(i.get("file") or "")).name
+        latest.pop(name, None)  # a file imported again counts once, at its latest date
+        latest[name] = i.get("imported_at")
+    if not latest:
+        return None
+    files = [f"{name} ({_date_words(when) or 'date not recorded'})" for name, when in latest.items()]
+    named = files[-IMPORTS_NAMED:]
+    more = len(files) - len(named)
+    detail = ", ".join(named) + (f", and {more} more {'file' if more == 1 else 'files'}" if more else "")
+    return {"text": "Records imported from:", "detail": detail + "."}
 
 
 def _as_of(context: dict) -> str:
