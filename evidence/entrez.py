@@ -527,7 +527,7 @@ def _causes(exc: BaseException) -> list[BaseException]:
     todo = [exc]
     while todo:
         current = todo.pop()
-        if current is None or any(current is s for s in seen):
+        if not isinstance(current, BaseException) or any(current is s for s in seen):
             continue
         seen.append(current)
         todo += [current.__cause__, current.__context__, getattr(current, "reason", None)]

@@ -43,6 +43,7 @@ FLAG_NOTES = {
     "superseded": "A newer version exists.",
     "erratum": "Has a published correction.",
     "inferred": "Type read from its words.",
+    "withdrawn": "Withdrawn from PubMed.",
 }
 # Singular and plural plain names for each provisional level, used when counting studies.
 KINDS = {
