@@ -1,9 +1,11 @@
 """`python -m evidence` and the `evidence` console script: one entry point.
 
-It imports the command inside a try, so a Ctrl-C while Python loads the program (the first
-tens of milliseconds) ends with exit code 130 and one line, not a traceback.
+The command loads under a quiet Ctrl-C handler (see evidence/__init__.py), so a Ctrl-C in the
+first tens of milliseconds ends with exit code 130 and one line, not a traceback; Python's
+own handler comes back before the command runs, so an interrupted fetch records itself.
 """
 
+import signal
 import sys
 
 
@@ -14,6 +16,7 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("Interrupted.\n")
         sys.exit(130)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     run()
 
 

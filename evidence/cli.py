@@ -1017,6 +1017,17 @@ def main() -> None:
             pass
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BrokenPipeError:
+        _silence_stdout()
+        code = 1
+    except OSError as exc:
+        # Raised outside a command (click printing --help or a usage error to a full disk).
+        _silence_stdout()
+        code = 1
+        try:
+            click.echo(f"Error: {_os_error_words(exc)}", err=True)
+        except OSError:
+            pass
     try:
         sys.stdout.flush()
     except BrokenPipeError:
