@@ -16,7 +16,6 @@ import json
 import os
 import re
 import stat
-import tempfile
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
@@ -129,6 +128,8 @@ def atomic_write(path: Path | str, data: bytes) -> None:
     names; a device or FIFO (-o /dev/stdout) is written directly, since renaming over it would
     replace the device itself.
     """
+    import tempfile  # only writers pay for it, not `evidence --help`
+
     target = Path(os.path.realpath(path))
     try:
         old = os.stat(target)

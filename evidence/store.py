@@ -306,15 +306,29 @@ class Store:
             "read or write it. Pass --db or set EVIDENCE_DB to another file."
         )
 
-    def _check_ours(self, version: int) -> None:
+    def _header(self) -> tuple[int, int, set[str]]:
+        """user_version, application_id and table names, read in one snapshot: read apart,
+        another process's first migration could commit between them."""
+        self.conn.execute("BEGIN")
+        try:
+            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            app = self.conn.execute("PRAGMA application_id").fetchone()[0]
+            tables = {r[0] for r in self.conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+        finally:
+            if self.conn.in_transaction:
+                try:
+                    self.conn.execute("ROLLBACK")  # nothing was written; only ends the snapshot
+                except sqlite3.Error:
+                    pass
+        return version, app, tables
+
+    def _check_ours(self, version: int, app: int, tables: set[str]) -> None:
         """Refuse a SQLite file that another program wrote, whatever its user_version says."""
-        app = self.application_id
         if app == APPLICATION_ID:
             return
         if app != 0:
             raise self._foreign(f"its application id is {app:#010x}, not evidence's")
-        tables = {r[0] for r in self.conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
         if version == 0:
             if tables:
                 # Never add our tables to another program's database.
@@ -327,8 +341,8 @@ class Store:
             )
 
     def _migrate(self, readonly: bool) -> None:
-        version = self.schema_version
-        self._check_ours(version)
+        version, app, tables = self._header()
+        self._check_ours(version, app, tables)
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path} was written by a newer version of evidence (schema {version}, "
