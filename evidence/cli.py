@@ -349,7 +349,7 @@ class _progress_bar:
             return
         if self.bar is None:
             self.bar = click.progressbar(
-                length=total, label=f"{self.label}: fetching {total} records", file=sys.stderr,
+                length=total, label=f"{self.label}: fetching {_records(total)}", file=sys.stderr,
                 show_pos=True,
             )
             self.bar.__enter__()
@@ -395,7 +395,7 @@ def import_(files, slug, db, queries_dir, as_json):
         def progress(records: int, nbytes: int, _start=started, _path=path) -> None:
             elapsed = max(time.monotonic() - _start, 1e-6)
             click.echo(
-                f"\r{_path.name}: {records:,} records, {records / elapsed:,.0f} records/s, "
+                f"\r{_path.name}: {_records(records)}, {records / elapsed:,.0f} records/s, "
                 f"{nbytes / elapsed / 1e6:.1f} MB/s", err=True, nl=False,
             )
 
@@ -413,7 +413,7 @@ def import_(files, slug, db, queries_dir, as_json):
         rate = summary.found / elapsed if elapsed else 0
         linked = f", linked to {slug}" if slug else ""
         _err(
-            f"{path}: {summary.found} records ({summary.new} new, {summary.updated} updated, "
+            f"{path}: {_records(summary.found)} ({summary.new} new, {summary.updated} updated, "
             f"{summary.deleted} deleted){linked}, {elapsed:.1f} s, {rate:,.0f} records/s, "
             f"{size / 1e6:.1f} MB"
         )
@@ -625,7 +625,7 @@ def status(db, as_json):
     if as_json:
         _emit_json(info)
         return
-    click.echo(f"Database: {info['database']} ({info['size_bytes'] / 1e6:.1f} MB, {info['records']} records)")
+    click.echo(f"Database: {info['database']} ({info['size_bytes'] / 1e6:.1f} MB, {_records(info['records'])})")
     for c in conditions:
         run = c["last_run"] or {}
         levels = ", ".join(
@@ -633,7 +633,7 @@ def status(db, as_json):
             for k, v in sorted(c.get("by_level", {}).items())
         )
         if c["records"]:
-            click.echo(f"{c['condition']}: {c['records']} records ({levels}); retracted {c['retracted'] or 0}; "
+            click.echo(f"{c['condition']}: {_records(c['records'])} ({levels}); retracted {c['retracted'] or 0}; "
                        f"stale {c['stale'] or 0} (not yet indexed {c['not_indexed'] or 0})")
         else:
             click.echo(f"{c['condition']}: no records yet")
@@ -720,6 +720,10 @@ def _decide(slug, pmids, decision, reason, db, queries_dir):
 
 def _studies(n: int) -> str:
     return f"{n:,} {'study' if n == 1 else 'studies'}"
+
+
+def _records(n: int) -> str:
+    return f"{n:,} record{'' if n == 1 else 's'}"
 
 
 @cli.command()

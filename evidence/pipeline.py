@@ -365,7 +365,8 @@ def import_file(
         if not isinstance(exc, EvidenceError):
             exc = f"{path}: cannot read it ({exc})."
         summary.outcome = "error"
-        summary.error = f"{exc} {summary.found} records from this file were stored before the error."
+        stored = f"{summary.found} record{'' if summary.found == 1 else 's'}"
+        summary.error = f"{exc} {stored} from this file {'was' if summary.found == 1 else 'were'} stored before the error."
         try:
             store.finish_run(run_id, "error", error=summary.error)
         except EvidenceError:

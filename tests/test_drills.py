@@ -593,7 +593,7 @@ def import_drill(work: Path) -> dict:
         try:
             # Read as a terminal shows it: the progress line ends in \r (see the test below).
             line = assert_clean_failure(result, terminal=True)
-            told = re.search(r"(\d+) records? from this file were stored before|nothing imported", line)
+            told = re.search(r"(\d+) records? from this file (?:were|was) stored before|nothing imported", line)
             told_right = bool(told) and (told.group(1) is None or int(told.group(1)) == stored_now)
             leak = any(s in result.output for s in ("root:x:0:0", "SYNTHETIC-SECRET"))
             ok = told_right and not leak and stored_now in (0, _rows(db)[0] - rows_before[0])

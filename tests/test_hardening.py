@@ -566,3 +566,15 @@ def test_every_upgrade_hint_names_the_distribution_in_setup_cfg():
     assert hints and all(h == "pip install -U {DISTRIBUTION}" for h in hints), hints
     readme = (ROOT / "README.md").read_text()
     assert not re.search(r"pip install (-U )?evidence\b", readme)
+
+
+def test_one_record_is_never_1_records(tmp_path):
+    write_conditions(tmp_path / "queries", **{SLUG: TERM})
+    source = tmp_path / "one.xml"
+    source.write_bytes(EFETCH_HEAD + synthetic_articles(1)["99000000"] + EFETCH_TAIL)
+    imported = invoke(["import", str(source), "--condition", SLUG], _env(tmp_path))
+    status = invoke(["status"], _env(tmp_path))
+    for text in (imported.stderr, status.stdout):
+        assert not re.search(r"\b1 (records|studies)\b", text), text
+    assert re.search(r"one\.xml: 1 record \(1 new", imported.stderr), imported.stderr
+    assert f"{SLUG}: 1 record (" in status.stdout
