@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import sqlite3
 import sys
@@ -17,33 +18,145 @@ import click
 
 from evidence import __version__, config
 from evidence.errors import EvidenceError
+from evidence.guards import atomic_write, is_pmid, printable, redact
 
 log = logging.getLogger("evidence")
 
 
 class EvidenceGroup(click.Group):
-    """Turns library errors into one line on stderr and exit code 1, never a traceback."""
+    """Turns library and OS errors into one line on stderr and exit code 1, never a traceback."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except EvidenceError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(1)
+            _fail(str(exc))
         except sqlite3.Error as exc:
             # A safety net: the store turns the errors it expects into StoreError already.
-            click.echo(f"Error: database error ({exc}). Run 'evidence doctor' to check the database.", err=True)
-            sys.exit(1)
+            _fail(f"database error ({exc}). Run 'evidence doctor' to check the database.")
         except KeyboardInterrupt:
-            click.echo(
-                "Interrupted. Every batch already stored is kept; run the same command again to continue.",
-                err=True,
-            )
-            sys.exit(130)
+            _interrupted()
         except BrokenPipeError:
+            # The reader went away (evidence list | head): nothing more to say to anyone.
+            _silence_stdout()
             sys.stderr.close()
             sys.exit(1)
+        except OSError as exc:
+            _fail(_os_error_words(exc))
+        except RecursionError:
+            _fail("the input is nested too deeply to read; check the file.")
+        except MemoryError:
+            _fail("out of memory; the input is too large. Nothing more was stored.")
 
+
+def _fail(message: str) -> None:
+    """Print one Error: line (the API key removed in any spelling) and exit 1."""
+    text = " ".join(redact(message, config.api_key()).split())
+    try:
+        click.echo(f"Error: {text}", err=True)
+    except OSError:
+        pass
+    _silence_stdout()
+    sys.exit(1)
+
+
+def _interrupted() -> None:
+    try:
+        click.echo(
+            "Interrupted. Every batch already stored is kept; run the same command again to continue.",
+            err=True,
+        )
+    except OSError:
+        pass
+    sys.exit(130)
+
+
+def _os_error_words(exc: OSError) -> str:
+    """One line for an OS error: what failed, on what, and (for the output) where."""
+    why = exc.strerror or type(exc).__name__
+    if exc.filename is None:
+        # Writes to stdout carry no file name: `evidence list > /dev/full`.
+        return f"cannot write the output: {why}."
+    return f"{exc.filename}: {why}."
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so Python's final flush of what could not be written (a full
+    disk, a closed pipe) neither fails again nor prints "Exception ignored"."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (CliRunner): nothing is flushed at exit
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, fd)
+        os.close(null)
+    except OSError:
+        pass
+
+
+class _ErrHandler(logging.Handler):
+    """Log lines to the current stderr (click's, so CliRunner sees them), the API key removed."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            click.echo(redact(self.format(record), config.api_key()), err=True)
+        except OSError:
+            pass
+
+
+# A condition name longer than this cannot be a file name with ".toml" on common file systems
+# (255 bytes), and no real one comes near it.
+MAX_SLUG = 100
+
+
+class SlugType(click.ParamType):
+    """A condition name: its length and characters checked here, the rest by evidence.queries
+    (which suggests close names for an unknown one)."""
+
+    name = "slug"
+
+    def convert(self, value, param, ctx):
+        if len(value) > MAX_SLUG:
+            self.fail(f"{printable(value[:24])!r}... is {len(value)} characters long; a condition "
+                      f"name has at most {MAX_SLUG}. Run 'evidence conditions' to list them.", param, ctx)
+        if not value.isprintable():
+            self.fail(f"{printable(value)!r} holds control characters; a condition name is like "
+                      "low-back-pain.", param, ctx)
+        return value
+
+
+class PmidType(click.ParamType):
+    """A PMID: ASCII digits without a leading zero (evidence.guards.is_pmid)."""
+
+    name = "pmid"
+
+    def convert(self, value, param, ctx):
+        if is_pmid(value):
+            return value
+        self.fail(f"{printable(value)[:40]!r} is not a PMID (a PMID is a number like 33984499).", param, ctx)
+
+
+class DaysType(click.FloatRange):
+    """A number of days from 0 to 100 years; nan, which passes every range check, is refused."""
+
+    name = "days"
+
+    def __init__(self):
+        super().__init__(0, 36_500)
+
+    def convert(self, value, param, ctx):
+        days = super().convert(value, param, ctx)
+        if days != days:  # nan
+            self.fail(f"{value!r} is not a number of days.", param, ctx)
+        return days
+
+
+SLUG = SlugType()
+PMID = PmidType()
+# Bounds that keep every number inside SQLite's 64-bit integers, with room to spare.
+YEAR = click.IntRange(0, 9999)
+COUNT = click.IntRange(1, 1_000_000_000)
 
 # Keyword arguments for every E-utilities client the CLI makes. Empty for users (NCBI's real
 # pacing and backoff); tests shrink pacing and backoff here so the suite stays fast.
@@ -105,8 +218,14 @@ def cli(verbose):
       evidence list low-back-pain
       evidence export low-back-pain --format pdf -o handout.pdf
     """
-    level = logging.WARNING - 10 * verbose
-    logging.basicConfig(level=max(level, logging.DEBUG), format="%(message)s", stream=sys.stderr)
+    handler = _ErrHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.handlers = [handler]
+    log.propagate = False
+    log.setLevel(max(logging.WARNING - 10 * verbose, logging.DEBUG))
+    # Third-party loggers print request lines and redirect URLs at debug level (urllib3 logs
+    # every request, a redirect's Location included): never shown, whatever -v says.
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
 # -- conditions ---------------------------------------------------------------------------
@@ -155,7 +274,7 @@ def _handout_words(handout: dict) -> str:
 
 
 @cli.command()
-@click.argument("slug")
+@click.argument("slug", type=SLUG)
 @queries_option
 @click.option("--term-only", is_flag=True, help="Print only the PubMed term (for scripts).")
 def query(slug, queries_dir, term_only):
@@ -183,10 +302,10 @@ def query(slug, queries_dir, term_only):
 
 
 @cli.command()
-@click.argument("slugs", nargs=-1)
+@click.argument("slugs", nargs=-1, type=SLUG)
 @click.option("--all", "all_", is_flag=True, help="Fetch every condition.")
 @click.option("--refresh", is_flag=True, help="Also refetch records not yet MEDLINE-indexed or fetched over --max-age days ago.")
-@click.option("--max-age", default=float(config.REFRESH_AFTER_DAYS), show_default=True, help="With --refresh: days after which a record is fetched again.")
+@click.option("--max-age", default=float(config.REFRESH_AFTER_DAYS), show_default=True, type=DaysType(), help="With --refresh: days after which a record is fetched again.")
 @click.option("--email", help="Your email, which NCBI asks for (default: $NCBI_EMAIL).")
 @db_option
 @queries_option
@@ -276,7 +395,7 @@ class _progress_bar:
             return
         if self.bar is None:
             self.bar = click.progressbar(
-                length=total, label=f"{self.label}: fetching {total} records", file=sys.stderr,
+                length=total, label=f"{self.label}: fetching {_records(total)}", file=sys.stderr,
                 show_pos=True,
             )
             self.bar.__enter__()
@@ -290,7 +409,7 @@ class _progress_bar:
 
 @cli.command(name="import")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--condition", "slug", help="Link the imported records to this condition.")
+@click.option("--condition", "slug", type=SLUG, help="Link the imported records to this condition.")
 @db_option
 @queries_option
 @json_option
@@ -322,7 +441,7 @@ def import_(files, slug, db, queries_dir, as_json):
         def progress(records: int, nbytes: int, _start=started, _path=path) -> None:
             elapsed = max(time.monotonic() - _start, 1e-6)
             click.echo(
-                f"\r{_path.name}: {records:,} records, {records / elapsed:,.0f} records/s, "
+                f"\r{_path.name}: {_records(records)}, {records / elapsed:,.0f} records/s, "
                 f"{nbytes / elapsed / 1e6:.1f} MB/s", err=True, nl=False,
             )
 
@@ -335,10 +454,12 @@ def import_(files, slug, db, queries_dir, as_json):
         if summary.found:
             click.echo("", err=True)
         summaries.append(summary)
+        for kept in summary.withdrawn:
+            _err(_withdrawn_words(kept))
         rate = summary.found / elapsed if elapsed else 0
         linked = f", linked to {slug}" if slug else ""
         _err(
-            f"{path}: {summary.found} records ({summary.new} new, {summary.updated} updated, "
+            f"{path}: {_records(summary.found)} ({summary.new} new, {summary.updated} updated, "
             f"{summary.deleted} deleted){linked}, {elapsed:.1f} s, {rate:,.0f} records/s, "
             f"{size / 1e6:.1f} MB"
         )
@@ -346,6 +467,17 @@ def import_(files, slug, db, queries_dir, as_json):
             _report_new_on_topic(slug, summary.new_on_topic)
     if as_json:
         _emit_json([s.to_dict() for s in summaries])
+
+
+def _withdrawn_words(kept: dict) -> str:
+    """The warning for a deleted PMID that a person had decided on or written a note about."""
+    what = [f"{d['decision']}d it for {d['condition']}" for d in kept["decisions"]]
+    if kept.get("note"):
+        what.append("wrote a note on it")
+    title = f" ({_cut(kept['title'], 60)})" if kept.get("title") else ""
+    return (f"Warning: NLM deleted PMID {kept['pmid']}{title} from PubMed, but you "
+            f"{' and '.join(what)}. Your decision and note are kept, and the study is shown as "
+            "withdrawn from PubMed in list, show and export: decide whether to keep it.")
 
 
 # -- browsing -----------------------------------------------------------------------------
@@ -372,15 +504,15 @@ def contract(record: dict) -> dict:
 
 
 @cli.command(name="list")
-@click.argument("slug")
+@click.argument("slug", type=SLUG)
 @click.option("--fit", "fits", multiple=True, type=click.Choice(["direct", "partial", "mention", "none"]),
               help="Only this topic fit (repeatable): direct, partial, mention, none.")
 @click.option("--level", "levels", multiple=True, type=click.IntRange(1, 5), help="Only this level (repeatable).")
-@click.option("--since", type=int, help="Only studies published this year or later.")
+@click.option("--since", type=YEAR, help="Only studies published this year or later.")
 @click.option("--new", "new_only", is_flag=True, help="Only studies the last fetch or import added.")
 @click.option("--sort", type=click.Choice(["fit", "level"]), default="fit", show_default=True,
               help="fit: on-topic first, then level, then newest; level: level, then newest.")
-@click.option("--limit", type=click.IntRange(min=1), help="At most this many (default: all for --json/--csv, 40 for the table).")
+@click.option("--limit", type=COUNT, help="At most this many (default: all for --json/--csv, 40 for the table).")
 @click.option("--include-retracted", is_flag=True, help="Also show retracted studies (flagged).")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV on stdout (for a spreadsheet).")
 @db_option
@@ -435,7 +567,7 @@ def list_(slug, fits, levels, since, new_only, sort, limit, include_retracted, a
     click.echo(f"{'FIT':<7} {'LEVEL':<34} {'YEAR':<4} {'PMID':<9} {'JOURNAL':<14} TITLE")
     for r in records:
         label = (f"{r['level']} " if r.get("level") else "- ") + (r.get("level_label") or "")
-        flags = r.get("flags") or []
+        flags = ["withdrawn from PubMed" if f == "withdrawn" else f for f in r.get("flags") or []]
         title = r.get("title") or ""
         if flags:
             title = f"[{', '.join(flags)}] " + title
@@ -455,7 +587,7 @@ def _cut(text: str, width: int) -> str:
 
 
 @cli.command()
-@click.argument("pmid")
+@click.argument("pmid", type=PMID)
 @db_option
 @json_option
 def show(pmid, db, as_json):
@@ -467,7 +599,6 @@ def show(pmid, db, as_json):
     """
     from evidence.export import citation
 
-    _check_pmid(pmid)
     record = open_store(db, readonly=True).get_record(pmid)
     record["fits"] = _fits(record)
     if as_json:
@@ -475,6 +606,8 @@ def show(pmid, db, as_json):
         return
     if record.get("retracted"):
         click.echo("RETRACTED: this article was retracted. Do not use it as support.")
+    if "withdrawn" in (record.get("flags") or []):
+        click.echo("WITHDRAWN FROM PUBMED: NLM deleted this record; your decision and note on it are kept.")
     click.echo(citation.vancouver(record))
     click.echo("")
     level = f"Level {record['level']}: " if record.get("level") else ""
@@ -524,18 +657,14 @@ def _fits(record: dict) -> list[dict]:
     return fits
 
 
-def _check_pmid(pmid: str) -> None:
-    if not pmid.isdigit() or len(pmid) > 9 or int(pmid) == 0:
-        raise click.BadParameter(f"{pmid!r} is not a PMID (a PMID is a number like 33984499).", param_hint="PMID")
-
-
 @cli.command()
 @click.argument("text")
-@click.option("--condition", "slug", help="Only this condition's studies.")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
+@click.option("--condition", "slug", type=SLUG, help="Only this condition's studies.")
+@click.option("--limit", default=20, show_default=True, type=COUNT)
 @db_option
+@queries_option
 @json_option
-def search(text, slug, limit, db, as_json):
+def search(text, slug, limit, db, queries_dir, as_json):
     """Search cached titles and abstracts, best match first.
 
     \b
@@ -543,6 +672,8 @@ def search(text, slug, limit, db, as_json):
       evidence search "myofascial release"
       evidence search 'massage AND (anxiety OR depression)' --condition anxiety-depression
     """
+    if slug:
+        get_condition(slug, queries_dir)  # an unknown condition is named, not "No matches"
     results = open_store(db, readonly=True).search(text, condition=slug, limit=limit)
     if as_json:
         _emit_json([contract(r) for r in results])
@@ -566,8 +697,14 @@ def status(db, as_json):
     """
     store = open_store(db, readonly=True)
     conditions = store.conditions_summary(config.REFRESH_AFTER_DAYS)
+    last_runs = store.last_runs()
     for c in conditions:
-        c["last_run"] = (store.runs(c["condition"], limit=1) or [None])[0]
+        c["last_run"] = last_runs.pop(c["condition"], None)
+    # A condition whose every fetch failed has no records, but its failed runs must show.
+    for condition, run in last_runs.items():
+        conditions.append({"condition": condition, "records": 0, "retracted": 0, "stale": 0,
+                           "not_indexed": 0, "by_level": {}, "last_run": run})
+    conditions.sort(key=lambda c: c["condition"])
     info = {
         "database": str(store.path),
         "size_bytes": store.path.stat().st_size,
@@ -578,22 +715,27 @@ def status(db, as_json):
     if as_json:
         _emit_json(info)
         return
-    click.echo(f"Database: {info['database']} ({info['size_bytes'] / 1e6:.1f} MB, {info['records']} records)")
+    click.echo(f"Database: {info['database']} ({info['size_bytes'] / 1e6:.1f} MB, {_records(info['records'])})")
     for c in conditions:
         run = c["last_run"] or {}
         levels = ", ".join(
             (f"level {k}: {v}" if k != "none" else f"no level: {v}")
             for k, v in sorted(c.get("by_level", {}).items())
         )
-        click.echo(f"{c['condition']}: {c['records']} records ({levels}); retracted {c['retracted'] or 0}; "
-                   f"stale {c['stale'] or 0} (not yet indexed {c['not_indexed'] or 0})")
+        if c["records"]:
+            click.echo(f"{c['condition']}: {_records(c['records'])} ({levels}); retracted {c['retracted'] or 0}; "
+                       f"stale {c['stale'] or 0} (not yet indexed {c['not_indexed'] or 0})")
+        else:
+            click.echo(f"{c['condition']}: no records yet")
         if run:
             click.echo(f"    last run {run.get('started_at')} {run.get('kind')} {run.get('outcome')}: "
                        f"{run.get('hits') if run.get('hits') is not None else '-'} hits")
+            if run.get("outcome") != "ok" and run.get("error"):
+                click.echo(f"    error: {_cut(printable(run['error']), 300)}")
 
 
 @cli.command()
-@click.argument("slug")
+@click.argument("slug", type=SLUG)
 @click.option("--by", type=click.Choice(["decade", "year"]), default="decade", show_default=True)
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV on stdout (for a spreadsheet).")
 @db_option
@@ -613,6 +755,8 @@ def summary(slug, by, as_csv, db, queries_dir, as_json):
     table = curation.level_year_table(open_store(db, readonly=True), condition, by=by)
     if table.empty:
         _err(f"No cached studies for {slug}. Run 'evidence fetch {slug}' first.")
+        if as_json:
+            _emit_json({})
         return
     if as_json:
         _emit_json({kind: {str(k): int(v) for k, v in row.items()} for kind, row in table.iterrows()})
@@ -626,8 +770,8 @@ def summary(slug, by, as_csv, db, queries_dir, as_json):
 
 
 @cli.command()
-@click.argument("slug")
-@click.argument("pmids", nargs=-1, required=True)
+@click.argument("slug", type=SLUG)
+@click.argument("pmids", nargs=-1, required=True, type=PMID)
 @click.option("--reason", help="Why (shown in the handout's count).")
 @db_option
 @queries_option
@@ -642,8 +786,8 @@ def include(slug, pmids, reason, db, queries_dir):
 
 
 @cli.command()
-@click.argument("slug")
-@click.argument("pmids", nargs=-1, required=True)
+@click.argument("slug", type=SLUG)
+@click.argument("pmids", nargs=-1, required=True, type=PMID)
 @click.option("--reason", required=True, help="Why it is left out (e.g. 'not massage').")
 @db_option
 @queries_option
@@ -661,22 +805,29 @@ def _decide(slug, pmids, decision, reason, db, queries_dir):
     from evidence import curation
 
     get_condition(slug, queries_dir)
-    for pmid in pmids:
-        _check_pmid(pmid)
+    pmids = list(dict.fromkeys(pmids))  # a PMID named twice is one decision
     store = open_store(db)
-    store.decide(slug, list(pmids), decision, reason)
-    _err(f"{slug}: {decision}d {_count(len(pmids), 'study', 'studies')}.")
+    store.decide(slug, pmids, decision, reason)
+    _err(f"{slug}: {decision}d {_studies(len(pmids))}.")
     if decision == "include":
-        for record in store.get_records(list(pmids)):
+        for record in store.get_records(pmids):
             why = curation.flag_reason(record)
             if why:
                 _err(f"warning: PMID {record['pmid']} is flagged '{why}': the handout lists it under "
                      "'Left out' and never shows it as support.")
 
 
+def _studies(n: int) -> str:
+    return _count(n, "study", "studies")
+
+
+def _records(n: int) -> str:
+    return _count(n, "record", "records")
+
+
 @cli.command()
-@click.argument("slug")
-@click.argument("pmids", nargs=-1)
+@click.argument("slug", type=SLUG)
+@click.argument("pmids", nargs=-1, type=PMID)
 @click.option("--all", "all_", is_flag=True, help="Forget every decision for this condition.")
 @db_option
 @queries_option
@@ -691,12 +842,12 @@ def undo(slug, pmids, all_, db, queries_dir):
     get_condition(slug, queries_dir)
     if not pmids and not all_:
         raise click.UsageError("Name the PMIDs to undo, or pass --all.")
-    removed = open_store(db).undo_decisions(slug, None if all_ else list(pmids))
+    removed = open_store(db).undo_decisions(slug, None if all_ else list(dict.fromkeys(pmids)))
     _err(f"{slug}: {removed} decision{'s' if removed != 1 else ''} undone.")
 
 
 @cli.command()
-@click.argument("slug")
+@click.argument("slug", type=SLUG)
 @click.option("--history", is_flag=True, help="Every decision and undo, oldest first.")
 @db_option
 @queries_option
@@ -724,7 +875,7 @@ def decisions(slug, history, db, queries_dir, as_json):
 
 
 @cli.command()
-@click.argument("pmid")
+@click.argument("pmid", type=PMID)
 @click.argument("text")
 @db_option
 def note(pmid, text, db):
@@ -734,7 +885,6 @@ def note(pmid, text, db):
     Example:
       evidence note 33984499 "Ask about the 6-week follow-up"
     """
-    _check_pmid(pmid)
     open_store(db).set_note(pmid, text)
     _err(f"Note {'saved' if text else 'removed'} for PMID {pmid}.")
 
@@ -743,14 +893,14 @@ def note(pmid, text, db):
 
 
 @cli.command()
-@click.argument("slug")
+@click.argument("slug", type=SLUG)
 @click.option("--format", "fmt", required=True,
               type=click.Choice(["pdf", "html", "md", "ris", "nbib", "bibtex", "csl-json", "csv"]),
               help="Handout (pdf, html, md) or citation file.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True),
               help="File to write ('-' for stdout; default: SLUG.<suffix> in this folder).")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
-@click.option("--max", "max_records", default=10, show_default=True, type=click.IntRange(min=1),
+@click.option("--max", "max_records", default=10, show_default=True, type=COUNT,
               help="With no decisions: at most this many of the strongest studies.")
 @click.option("--recheck", is_flag=True,
               help="First refetch the chosen studies from PubMed (one request) and drop any newly retracted.")
@@ -773,8 +923,15 @@ def export(slug, fmt, output, force, max_records, recheck, email, db, queries_di
     target = output or f"{slug}{suffix}"
     if target == "-" and fmt not in exporter.TEXT_FORMATS:
         raise ExportError(f"{fmt} is binary: write it to a file with -o PATH, not to stdout.")
-    if target != "-" and Path(target).exists() and not force:
-        raise ExportError(f"{target} exists: pass --force to overwrite it, or choose another -o PATH.")
+    if target != "-":
+        try:
+            exists = os.path.lexists(target) and not Path(target).is_dir()
+            if Path(target).is_dir():
+                raise ExportError(f"{target} is a folder: give a file name with -o PATH.")
+        except OSError as exc:
+            raise ExportError(f"Cannot write {target}: {exc.strerror}.") from None
+        if exists and not force:
+            raise ExportError(f"{target} exists: pass --force to overwrite it, or choose another -o PATH.")
     store = open_store(db, readonly=not recheck)
     records, facts = curation.select(store, condition, max_records=max_records)
     if recheck and records:
@@ -788,19 +945,71 @@ def export(slug, fmt, output, force, max_records, recheck, email, db, queries_di
             f"No studies to export for {slug}: run 'evidence fetch {slug}' or include some with 'evidence include'."
         )
     context = curation.export_context(store, condition, facts)
-    data = exporter.render(fmt, records, context)
+    if fmt == "pdf" and len(records) >= PDF_PROGRESS_MIN:
+        with _Elapsed(f"Rendering a PDF of {_studies(len(records))}; this can take a minute"):
+            data = exporter.render(fmt, records, context)
+    else:
+        data = exporter.render(fmt, records, context)
     if target == "-":
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
         return
     try:
-        Path(target).write_bytes(data)
+        # Whole or not at all: a full disk or an interruption leaves the previous file as it was.
+        atomic_write(target, data)
     except OSError as exc:
-        raise ExportError(f"Cannot write {target}: {exc.strerror}.") from None
+        raise ExportError(
+            f"Cannot write {target}: {exc.strerror or exc}. Nothing was written; "
+            "any earlier file of that name is unchanged."
+        ) from None
     counts = facts["counts"]
-    _err(f"Wrote {target}: {_count(counts['included'], 'study', 'studies')} ({facts['selection']} selection) "
-         f"of {_count(counts['found'], 'record', 'records')}, {counts['on_topic']:,} about massage for "
+    _err(f"Wrote {target}: {_studies(counts['included'])} ({facts['selection']} selection) "
+         f"of {_records(counts['found'])}, {counts['on_topic']:,} about massage for "
          f"this condition.")
+
+
+
+# A PDF takes about 30 ms a study to lay out: past this many, say that it is working.
+PDF_PROGRESS_MIN = 100
+
+
+class _Elapsed:
+    """Says what is running on stderr, then the seconds it has taken: every second on a
+    terminal (on one line), and once at the end in a log or a pipe."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.done = None
+        self.thread = None
+        self.started = 0.0
+
+    def __enter__(self):
+        import threading
+        import time
+
+        self.started = time.monotonic()
+        _err(f"{self.label}...")
+        if sys.stderr.isatty():
+            self.done = threading.Event()
+
+            def tick():
+                while not self.done.wait(1.0):
+                    click.echo(f"\r{time.monotonic() - self.started:.0f} s", err=True, nl=False)
+
+            self.thread = threading.Thread(target=tick, daemon=True)
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        import time
+
+        if self.done is not None:
+            self.done.set()
+            self.thread.join()
+            click.echo("\r", err=True, nl=False)
+        if exc[0] is None:
+            _err(f"Done in {time.monotonic() - self.started:.1f} s.")
+        return False
 
 
 def _recheck(store, condition, records, email, max_records):
@@ -817,7 +1026,7 @@ def _recheck(store, condition, records, email, max_records):
         _err(f"warning: PMID {pmid} is now flagged by PubMed (retraction or concern): left out of this export.")
     for pmid in result["missing"]:
         _err(f"warning: PubMed returned no record for PMID {pmid}: it may have been withdrawn.")
-    _err(f"Rechecked {_count(result['checked'], 'study', 'studies')} against PubMed: "
+    _err(f"Rechecked {_studies(result['checked'])} against PubMed: "
          f"{len(result['newly_flagged'])} newly flagged.")
     return curation.select(store, condition, max_records=max_records)
 
@@ -885,32 +1094,48 @@ def doctor(offline, db, as_json):
 
 def _doctor_checks(db, offline: bool) -> list[dict]:
     from evidence import entrez
-    from evidence.store import SCHEMA_VERSION
+    from evidence.store import MIN_FREE_BYTES, SCHEMA_VERSION, BUSY_TIMEOUT_MS, inspect_database
 
     checks = []
+    key = config.api_key()
 
     def add(name, status, detail):
-        checks.append({"name": name, "status": status, "detail": detail})
+        checks.append({"name": name, "status": status, "detail": redact(detail, key)})
 
     path = config.db_path(str(db) if db else None)
-    if not path.exists():
+    facts = inspect_database(path)
+    if not facts["exists"]:
         add("database", "warn", f"{path} does not exist yet; 'evidence fetch' or 'evidence import' creates it.")
+    elif facts["error"]:
+        add("database", "fail", facts["error"])
+    elif facts["integrity"] != "ok":
+        add("database", "fail", f"{path}: integrity check failed ({facts['integrity']}). "
+            "Restore a backup or move it aside.")
+    elif not facts["current"]:
+        add("database", "warn", f"{path}: schema {facts['schema_version']}, this evidence uses "
+            f"{SCHEMA_VERSION}; any write command migrates it.")
     else:
-        try:
-            store = open_store(db, readonly=True)
-            result = store.integrity_check()
-            version = store.schema_version
-            if result != "ok":
-                add("database", "fail", f"{path}: integrity check failed ({result}). Restore a backup or move it aside.")
-            elif version != SCHEMA_VERSION:
-                add("database", "warn", f"{path}: schema {version}, this evidence uses {SCHEMA_VERSION}; "
-                    "any write command migrates it.")
-            else:
-                totals = store.totals()
-                add("database", "ok", f"{path}: integrity ok, schema {version}, {totals['records']} records, "
-                    f"{path.stat().st_size / 1e6:.1f} MB.")
-        except EvidenceError as exc:
-            add("database", "fail", str(exc))
+        add("database", "ok", f"{path}: integrity ok, schema {facts['schema_version']}, "
+            f"{facts['records']} records, {facts['size_bytes'] / 1e6:.1f} MB.")
+    if facts["exists"] and not facts["error"]:
+        if facts["read_only"]:
+            add("writable", "fail", f"{path} cannot be written: {facts['read_only']}. list, show and "
+                "export work; fetch, import, include, exclude and note do not. Make it writable, "
+                "or pass --db / set EVIDENCE_DB to a writable copy.")
+        elif facts["locked"]:
+            add("writable", "warn", f"{path} is locked by another program right now: commands that "
+                f"write wait for it (up to {BUSY_TIMEOUT_MS // 1000} s). Close the other program "
+                "if that does not pass.")
+        else:
+            add("writable", "ok", f"{path} can be written.")
+    free = facts["free_bytes"]
+    folder = path.absolute().parent
+    if free is not None:
+        if free < MIN_FREE_BYTES:
+            add("disk", "fail", f"the disk holding {folder} is full ({free / 1e6:.1f} MB free): "
+                "a fetch or import cannot save. Free some space.")
+        else:
+            add("disk", "ok", f"{free / 1e9:,.1f} GB free on the disk holding {folder}.")
     try:
         email = config.email(required=False)
         if email:
@@ -920,7 +1145,6 @@ def _doctor_checks(db, offline: bool) -> list[dict]:
     except EvidenceError as exc:
         email = None
         add("email", "fail", str(exc))
-    key = config.api_key()
     add("api key", "ok" if key else "warn",
         "NCBI_API_KEY is set (not shown): up to 10 requests a second." if key
         else "NCBI_API_KEY is not set: up to 3 requests a second. Get a free key in your NCBI account settings.")
@@ -943,8 +1167,49 @@ def _doctor_checks(db, offline: bool) -> list[dict]:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="evidence")
+    """Console-script entry point: every way out is an exit code and at most one line."""
+    try:
+        result = cli.main(prog_name="evidence", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except (click.Abort, KeyboardInterrupt):
+        # Ctrl-C while click parses the arguments, before a command runs.
+        code = 130
+        try:
+            click.echo("Interrupted.", err=True)
+        except OSError:
+            pass
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BrokenPipeError:
+        _silence_stdout()
+        code = 1
+    except OSError as exc:
+        # Raised outside a command (click printing --help or a usage error to a full disk).
+        _silence_stdout()
+        code = 1
+        try:
+            click.echo(f"Error: {_os_error_words(exc)}", err=True)
+        except OSError:
+            pass
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        code = code or 1
+    except OSError as exc:
+        _silence_stdout()
+        if not code:
+            try:
+                click.echo(f"Error: {_os_error_words(exc)}", err=True)
+            except OSError:
+                pass
+            code = 1
+    sys.exit(code)
 
 
 if __name__ == "__main__":

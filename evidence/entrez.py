@@ -28,6 +28,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from evidence.errors import EntrezError, EvidenceError
+from evidence.guards import is_pmid, redact
 
 __all__ = ["Client", "SearchResult", "EFETCH_BATCH", "ESEARCH_CAP"]
 
@@ -50,15 +51,22 @@ RATE_WITH_KEY = 10.0
 # sends 10% wider than 1/rate leaves 0.1 s of slack inside any one-second window.
 PACE_MARGIN = 1.10
 
-# Connect within 10 s or NCBI is unreachable; reading may take long, since a busy NCBI can
-# take over a minute to assemble a 500-record efetch answer.
-DEFAULT_TIMEOUT = (10.0, 120.0)
-# Six retries waiting 1+2+4+8+16+32 s (about a minute in all) ride out NCBI's usual short
-# outages and 429 bursts without hanging a run for long when NCBI is really down.
+# Connect within 10 s or NCBI is unreachable. A 500-record efetch answer starts within a few
+# seconds even when NCBI is busy; 30 s of silence means the connection was dropped on the way
+# (a firewall or proxy that swallows packets), which waiting longer does not mend.
+DEFAULT_TIMEOUT = (10.0, 30.0)
+# Up to six retries waiting 1, 2, 4, 8, 16 s... ride out NCBI's usual short outages and 429
+# bursts, all inside DEFAULT_DEADLINE.
 DEFAULT_RETRIES = 6
 DEFAULT_BACKOFF = 1.0
-# No single wait longer than a minute: a longer outage is better reported than waited out.
-DEFAULT_MAX_BACKOFF = 60.0
+# No single wait longer than this: a longer outage is better reported than waited out.
+DEFAULT_MAX_BACKOFF = 30.0
+# One request, all its attempts and waits included, gives up after this many seconds, so a run
+# against an NCBI that is down (or a connection that hangs) fails well inside a minute.
+DEFAULT_DEADLINE = 40.0
+# An efetch answer for 500 records is 3-20 MB; a body past this is not PubMed's, and holding
+# it would break the memory bound the parsers keep.
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
 
 # Statuses NCBI returns when it is busy or restarting: waiting and asking again works.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -78,8 +86,6 @@ PERMANENT_ERRORS = (
 SLICE_FIRST_YEAR = 1700
 SLICE_YEARS_AHEAD = 5
 
-# A PMID is a positive whole number; anything else makes NCBI answer 400 for the whole batch.
-_PMID = re.compile(r"^[1-9][0-9]{0,9}$")
 _ERROR_ELEMENT = re.compile(rb"<ERROR>(.*?)</ERROR>", re.S)
 _SPACES = re.compile(r"\s+")
 _TAGS = re.compile(r"<[^>]+>")
@@ -120,6 +126,7 @@ class Client:
         max_retries: int = DEFAULT_RETRIES,
         backoff: float = DEFAULT_BACKOFF,
         max_backoff: float = DEFAULT_MAX_BACKOFF,
+        deadline: float = DEFAULT_DEADLINE,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         pace_file: Path | None = None,
@@ -138,6 +145,7 @@ class Client:
         self.max_retries = max_retries
         self.backoff = backoff
         self.max_backoff = max_backoff
+        self.deadline = deadline
         self.pace_file = Path(pace_file) if pace_file else None
         self.requests_sent = 0
         self._interval = PACE_MARGIN / self.rate
@@ -212,7 +220,8 @@ class Client:
             raise ValueError("efetch needs at least one PMID")
         if len(ids) > EFETCH_MAX:
             raise ValueError(f"efetch takes at most {EFETCH_MAX:,} PMIDs per request")
-        bad = [p for p in ids if not _PMID.match(p)]
+        # Anything else makes NCBI answer 400 for the whole batch.
+        bad = [p for p in ids if not is_pmid(p)]
         if bad:
             raise EntrezError(f"Not a PMID: {bad[0]!r}. A PMID is a whole number such as 23121403.")
         form = {"db": "pubmed", "id": ",".join(ids), "retmode": "xml"}
@@ -235,7 +244,12 @@ class Client:
     # ---- the one function that sends requests -------------------------------------------
 
     def _send(self, endpoint: str, params: dict, check: Callable[[bytes], T]) -> T:
-        """POST one E-utilities request, pacing and retrying; return `check(body)`."""
+        """POST one E-utilities request, pacing and retrying; return `check(body)`.
+
+        Retried: 429, 5xx, resets, timeouts, answers cut off or not data. Not retried, since
+        waiting cannot mend them: a host name that does not resolve, a TLS certificate or
+        protocol failure, any other 4xx. Every attempt and wait fits in `self.deadline`.
+        """
         form = dict(params)
         form["tool"] = self.tool
         form["email"] = self.email
@@ -244,29 +258,43 @@ class Client:
         url = f"{self.base_url}{endpoint}.fcgi"
         attempts = self.max_retries + 1
         reason = ""
+        deadline = self._clock() + self.deadline
+        tried = 0
         for attempt in range(attempts):
             retry_after: float | None = None
             self._pace()
             self.requests_sent += 1
+            tried += 1
+            # The last attempt may not read past the deadline either.
+            remaining = max(deadline - self._clock(), 1.0)
+            timeout = (min(self.timeout[0], remaining), min(self.timeout[1], remaining))
             try:
-                response = self._session.post(url, data=form, timeout=self.timeout)
-                body = response.content
+                with self._session.post(url, data=form, timeout=timeout, stream=True) as response:
+                    body = _read_body(response)
             except requests.exceptions.ConnectTimeout:
-                reason = f"no connection within {self.timeout[0]:g} s (timeout)"
+                reason = f"no connection within {timeout[0]:g} s (timeout)"
             except requests.exceptions.Timeout:
-                reason = f"no answer within {self.timeout[1]:g} s (timeout)"
+                reason = f"no answer within {timeout[1]:g} s (timeout)"
             except (
                 requests.exceptions.ChunkedEncodingError,
                 requests.exceptions.ContentDecodingError,
             ):
                 reason = "the answer was cut off mid-way"
             except requests.exceptions.ConnectionError as exc:
-                reason = f"connection failed or was reset ({_cause_name(exc)})"
+                hopeless = _hopeless(exc, self.base_url)
+                if hopeless:
+                    raise EntrezError(self._scrub(hopeless)) from None
+                if _caused_by(exc, "ReadTimeoutError"):
+                    reason = f"no answer within {timeout[1]:g} s (timeout)"
+                else:
+                    reason = f"connection failed or was reset ({_cause_name(exc)})"
             except requests.exceptions.RequestException as exc:
                 raise EntrezError(
                     self._scrub(f"Cannot reach NCBI {endpoint} at {url}: {_cause_name(exc)}. "
                                 "Check EVIDENCE_EUTILS_URL.")
                 ) from None
+            except _TooLarge as exc:
+                raise EntrezError(self._scrub(f"NCBI {endpoint} refused: {exc}")) from None
             else:
                 status = response.status_code
                 if status == 200:
@@ -304,6 +332,8 @@ class Client:
             if attempt + 1 >= attempts:
                 break
             delay = self._backoff_delay(attempt, retry_after)
+            if self._clock() + delay >= deadline:
+                break  # the next try would start past the deadline: report now
             self._log(
                 f"NCBI {endpoint}: {reason}; retry {attempt + 1} of {self.max_retries} "
                 f"in {delay:.3g} s."
@@ -311,7 +341,7 @@ class Client:
             self._sleep(delay)
         raise EntrezError(
             self._scrub(
-                f"NCBI {endpoint} failed after {attempts} attempts: {reason}. "
+                f"NCBI {endpoint} failed after {tried} attempt{'s' if tried != 1 else ''}: {reason}. "
                 "Try again later; records already stored are kept."
             )
         )
@@ -464,14 +494,78 @@ class Client:
         return ids
 
     def _scrub(self, text: str) -> str:
-        """Remove the API key from text headed for an exception or a log (belt and braces)."""
-        if self._api_key:
-            text = text.replace(self._api_key, "***")
-        return text
+        """Remove the API key, in any URL or form spelling, from text headed for an error or a log."""
+        return redact(text, self._api_key)
 
     def _log(self, line: str) -> None:
         if self._log_line is not None:
             self._log_line(self._scrub(line))
+
+
+class _TooLarge(Exception):
+    """An answer larger than MAX_ANSWER_BYTES: refused, not retried."""
+
+
+def _read_body(response) -> bytes:
+    """The whole body of a streamed response, refusing one past MAX_ANSWER_BYTES."""
+    declared = response.headers.get("Content-Length")
+    if declared and declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+        raise _TooLarge(f"its answer would be {int(declared) / 1e6:,.0f} MB, more than the "
+                        f"{MAX_ANSWER_BYTES // 2**20} MB a PubMed answer can be")
+    body = bytearray()
+    for chunk in response.iter_content(chunk_size=1 << 20):
+        body += chunk
+        if len(body) > MAX_ANSWER_BYTES:
+            raise _TooLarge(f"its answer is more than the {MAX_ANSWER_BYTES // 2**20} MB a PubMed "
+                            "answer can be")
+    return bytes(body)
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """An exception and everything behind it: causes, contexts and urllib3's `reason`."""
+    seen: list[BaseException] = []
+    todo = [exc]
+    while todo:
+        current = todo.pop()
+        if not isinstance(current, BaseException) or any(current is s for s in seen):
+            continue
+        seen.append(current)
+        todo += [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        todo += [a for a in getattr(current, "args", ()) if isinstance(a, BaseException)]
+    return seen
+
+
+def _caused_by(exc: BaseException, name: str) -> bool:
+    return any(type(c).__name__ == name for c in _causes(exc))
+
+
+def _hopeless(exc: BaseException, base_url: str) -> str | None:
+    """Words for a connection failure that no retry mends, or None for one worth retrying."""
+    import socket
+    import ssl
+    from urllib.parse import urlsplit
+
+    host = urlsplit(base_url).hostname or base_url
+    causes = _causes(exc)
+    if any(isinstance(c, socket.gaierror) for c in causes) or _caused_by(exc, "NameResolutionError"):
+        return (f"Cannot reach {host}: the name does not resolve; check your connection or "
+                "EVIDENCE_EUTILS_URL.")
+    for cause in causes:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            why = cause.verify_message or "certificate verify failed"
+            return (f"Cannot reach {host} securely: its certificate is not trusted ({why}). "
+                    "Check the computer's date and time, a proxy that intercepts HTTPS, or "
+                    "EVIDENCE_EUTILS_URL.")
+    for cause in causes:
+        if isinstance(cause, ssl.SSLError):
+            why = getattr(cause, "reason", None) or "handshake failed"
+            return (f"Cannot reach {host} securely: the TLS connection failed ({str(why).lower().replace('_', ' ')}). "
+                    "Check that EVIDENCE_EUTILS_URL starts with http:// or https:// as the server "
+                    "expects, or a proxy in the way.")
+    if isinstance(exc, requests.exceptions.SSLError):
+        return (f"Cannot reach {host} securely: the TLS connection failed. Check "
+                "EVIDENCE_EUTILS_URL, or a proxy in the way.")
+    return None
 
 
 def _check_common(body: bytes) -> None:

@@ -1,5 +1,9 @@
 """Every error the library raises on purpose. Only `evidence.cli` turns them into exit codes."""
 
+# The name this program is published under (setup.cfg); the command stays `evidence`. Every
+# hint that says how to install or upgrade names it: "evidence" on PyPI is another project.
+DISTRIBUTION = "massage-evidence"
+
 
 class EvidenceError(Exception):
     """Base class: a problem the user can fix, reported as one line."""

@@ -16,6 +16,7 @@ from datetime import date
 from typing import Iterator, TextIO
 
 from evidence.errors import ParseError
+from evidence.guards import is_pmid
 
 # MEDLINE's reference tags for CommentsCorrections, named as PubMed XML names their RefType.
 CORRECTION_TAGS = {
@@ -57,6 +58,17 @@ _PHST = re.compile(r"^(\d{4})/(\d{2})/(\d{2})(?: (\d{2}):(\d{2}))? \[([^\]]+)\]$
 _AUTHOR_TAGS = ("FAU", "AU", "CN", "AD", "AUID")
 _CONTINUATION = "      "
 
+# Limits on what one piece of MEDLINE text may hold, so memory stays far under the README's
+# 200 MB whatever the file. Real records: a line is under 100 characters (NLM wraps at 80,
+# authors' affiliations excepted), an abstract under 1,000 lines, a record under 1 MB. Bio.Medline
+# holds a record whole, and joins continuation lines of MH and AD one by one (quadratic), so
+# both the characters and the lines of one field are bounded.
+MAX_LINE_CHARS = 1024 * 1024
+MAX_FIELD_CHARS = 1024 * 1024
+MAX_FIELD_LINES = 4_000
+MAX_RECORD_CHARS = 16 * 1024 * 1024
+MAX_BLANK_LINES = 100_000
+
 
 def looks_like_medline(head: bytes) -> bool:
     """True when the bytes start (after blank lines) with a MEDLINE "PMID-" line."""
@@ -68,11 +80,17 @@ def iter_medline(stream: TextIO, source: str) -> Iterator[dict]:
     """Parse MEDLINE text into records with the keys of `evidence.pubmed.RECORD_KEYS`."""
     from Bio import Medline  # pulls in Bio's package init; only MEDLINE imports pay for it
 
-    lines = _Lines(stream)
+    # Bounded first (limits on every line, field and record), then author lines kept.
+    lines = _Lines(_bounded_lines(stream, source))
     try:
         for number, raw in enumerate(Medline.parse(lines), start=1):
             pmid = raw.get("PMID")
-            if not isinstance(pmid, str) or not pmid.strip().isdigit():
+            if isinstance(pmid, str) and pmid.strip() and not is_pmid(pmid.strip()):
+                raise ParseError(
+                    f"{source}: record {number} has PMID {pmid.strip()!r}, which is not a PMID "
+                    "(a whole number like 33984499, without a leading zero)."
+                )
+            if not isinstance(pmid, str) or not is_pmid(pmid.strip()):
                 raise ParseError(
                     f"{source}: record {number} has no PMID line: not MEDLINE text "
                     "(expected lines like 'PMID- 12345678')."
@@ -108,6 +126,51 @@ class _Lines:
     def take(self) -> list[str]:
         kept, self.kept = self.kept, []
         return kept
+
+
+def _bounded_lines(stream: TextIO, source: str) -> Iterator[str]:
+    """The stream's lines, refusing any line, field, record or blank run past its limit."""
+    field = record = field_lines = blanks = 0
+    number = 0
+    while True:
+        line = stream.readline(MAX_LINE_CHARS + 1)
+        if not line:
+            return
+        number += 1
+        if number == 1:
+            line = line.lstrip("\ufeff")  # a byte-order mark (Windows editors add one)
+        if len(line) > MAX_LINE_CHARS:
+            raise _too_large(source, f"line {number} is longer than {MAX_LINE_CHARS // 2**20} MB")
+        if not line.strip():
+            blanks += 1
+            if blanks > MAX_BLANK_LINES:
+                raise _too_large(source, f"more than {MAX_BLANK_LINES:,} blank lines in a row")
+            if line in ("\n", "\r\n"):  # the end of a record, for Bio.Medline
+                field = record = field_lines = 0
+                yield line
+                continue
+        else:
+            blanks = 0
+        if line.startswith("      "):
+            field += len(line)
+            field_lines += 1
+        else:
+            field, field_lines = len(line), 1
+        record += len(line)
+        if field > MAX_FIELD_CHARS or field_lines > MAX_FIELD_LINES:
+            raise _too_large(source, f"the field ending on line {number} is longer than "
+                                     f"{MAX_FIELD_CHARS // 2**20} MB or {MAX_FIELD_LINES:,} lines")
+        if record > MAX_RECORD_CHARS:
+            raise _too_large(source, f"the record ending on line {number} is longer than "
+                                     f"{MAX_RECORD_CHARS // 2**20} MB")
+        yield line
+
+
+def _too_large(source: str, what: str) -> ParseError:
+    return ParseError(
+        f"{source}: {what}; no PubMed record comes near that. Refused: it may be an attack or "
+        "not MEDLINE text."
+    )
 
 
 def _record(raw: dict, lines: list[str] | None = None) -> dict:

@@ -49,6 +49,11 @@ class RunSummary:
     # Records this run linked to the condition for the first time that are about massage for
     # it (fit direct or partial): {pmid, title, year, fit, level_label}.
     new_on_topic: list[dict] = field(default_factory=list)
+    # PMIDs NLM deleted that a person had decided on or noted: kept, flagged withdrawn
+    # ({pmid, title, decisions: [{condition, decision}], note}, from store.curated).
+    withdrawn: list[dict] = field(default_factory=list)
+    # PMIDs the search found that NLM deleted: never fetched again.
+    skipped_deleted: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -108,6 +113,10 @@ def refresh_superseded(store) -> int:
         # version that is no longer the older one loses the flag.
         r["flags"] = grading.grade(r)["flags"]
     grading.mark_superseded(records)
+    for r in records:
+        # Grading knows nothing of NLM's deletions: a withdrawn review stays withdrawn.
+        if "withdrawn" in before[r["pmid"]] and "withdrawn" not in r["flags"]:
+            r["flags"] = r["flags"] + ["withdrawn"]
     changed = {r["pmid"]: r["flags"] for r in records if r["flags"] != before[r["pmid"]]}
     store.set_flags(changed)
     return len(changed)
@@ -152,9 +161,18 @@ def fetch_condition(
         pmids = result.pmids
         cached = store.cached_pmids(pmids)
         summary.linked = store.link(condition.slug, sorted(cached), run_id)
-        wanted = [p for p in pmids if p not in cached]
+        # NLM deleted these (<DeleteCitation>); the store would discard them anyway, so every
+        # run would download them again for nothing.
+        deleted = store.deleted(pmids)
+        wanted = [p for p in pmids if p not in cached and p not in deleted]
         if refresh and cached:
-            wanted += store.stale_pmids(sorted(cached), max_age_days)
+            wanted += [p for p in store.stale_pmids(sorted(cached), max_age_days) if p not in deleted]
+        if deleted:
+            summary.skipped_deleted = sorted(deleted, key=int)
+            if log:
+                shown = ", ".join(summary.skipped_deleted[:5]) + (", ..." if len(deleted) > 5 else "")
+                log(f"{condition.slug}: not fetching {len(deleted)} PMID{'s' if len(deleted) != 1 else ''} "
+                    f"that NLM deleted from PubMed (a <DeleteCitation> you imported): {shown}")
         done = 0
         if progress:
             progress("fetch", 0, len(wanted))
@@ -183,17 +201,18 @@ def fetch_condition(
         # Records already cached and newly linked were not refetched: give them a fit too.
         refresh_fit(store, condition)
         summary.new_on_topic = new_on_topic(store, condition, run_id)
-    except KeyboardInterrupt:
-        summary.outcome = "interrupted"
-        summary.error = "interrupted"
-        checkpoint()
-        store.finish_run(run_id, "interrupted", error="interrupted by the user")
-        raise
-    except EvidenceError as exc:
-        summary.outcome = "error"
-        summary.error = str(exc)
-        checkpoint()
-        store.finish_run(run_id, "error", error=str(exc))
+    except BaseException as exc:
+        # Any way out but success (an error, Ctrl-C, a bug) is recorded, so `status` never
+        # shows a dead run as "running". Recording may itself fail (a full disk): the
+        # original error is the one to report.
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        summary.outcome = "interrupted" if interrupted else "error"
+        summary.error = "interrupted by the user" if interrupted else (str(exc) or type(exc).__name__)
+        try:
+            checkpoint()
+            store.finish_run(run_id, summary.outcome, error=summary.error)
+        except EvidenceError:
+            pass
         raise
     summary.outcome = "ok"
     checkpoint()
@@ -305,7 +324,8 @@ def _read_batches(path: Path, kind: str, batch_size: int, deletes: list[str]) ->
     else:
         from evidence import medline
 
-        stream = open(path, encoding="utf-8", errors="replace")
+        # utf-8-sig: a byte-order mark (Windows editors add one) is not part of the first tag.
+        stream = open(path, encoding="utf-8-sig", errors="replace")
         raw = stream
         records = medline.iter_medline(stream, str(path))
     with stream:
@@ -438,16 +458,25 @@ def import_file(
             if progress:
                 progress(summary.found, position)
         if deletes:
+            # Said before the deletion, which keeps these but flags them withdrawn.
+            summary.withdrawn = store.curated(deletes)
             summary.deleted = store.mark_deleted(deletes, source=str(path))
     except KeyboardInterrupt:
-        store.finish_run(run_id, "interrupted", error="interrupted by the user")
+        try:
+            store.finish_run(run_id, "interrupted", error="interrupted by the user")
+        except EvidenceError:
+            pass
         raise
     except (EvidenceError, OSError, EOFError) as exc:
         if not isinstance(exc, EvidenceError):
             exc = f"{path}: cannot read it ({exc})."
         summary.outcome = "error"
-        summary.error = f"{exc} {summary.found} records from this file were stored before the error."
-        store.finish_run(run_id, "error", error=summary.error)
+        stored = f"{summary.found} record{'' if summary.found == 1 else 's'}"
+        summary.error = f"{exc} {stored} from this file {'was' if summary.found == 1 else 'were'} stored before the error."
+        try:
+            store.finish_run(run_id, "error", error=summary.error)
+        except EvidenceError:
+            pass  # a full disk fails this too; the error above is the one to report
         raise ParseError(summary.error) from None
     finally:
         if collecting:

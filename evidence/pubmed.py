@@ -87,6 +87,19 @@ _CHUNK = 64 * 1024
 _PROLOG_LIMIT = 64 * 1024
 # When the root is wrong we keep reading only to quote NCBI's <ERROR> text, and not forever.
 _WRONG_ROOT_LIMIT = 1024 * 1024
+# Limits on what one piece of a file may hold, so that memory stays far under the README's
+# 200 MB whatever the file. The parser holds a text, a comment or a run of whitespace whole
+# before it reports it, and an article whole until it ends. In a real NLM baseline file
+# (pubmed20n0014, 30,000 records) the longest text is 4 KB and the largest article 51 KB
+# with 1,830 tags: these limits are 20 to 300 times that.
+MAX_TEXT_BYTES = 1024 * 1024  # bytes between two '<': one text or whitespace run, or one tag
+MAX_MARKUP_BYTES = 1024 * 1024  # one comment, CDATA section or processing instruction
+MAX_ARTICLE_BYTES = 16 * 1024 * 1024  # from the end of one article to the end of the next
+MAX_ARTICLE_TAGS = 500_000  # tags ('<') in that span: ~90 bytes of memory each once parsed
+# A gzip file may inflate to this many times its size (NLM's baseline files: about 10) or to
+# GZIP_FLOOR_BYTES, whichever is more; past that it is a decompression bomb.
+GZIP_MAX_RATIO = 50
+GZIP_FLOOR_BYTES = 64 * 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 # The elements iter_pubmed acts on when they end; it ignores every other one.
 _TOP_LEVEL_TAGS = frozenset({"PubmedArticle", "DeleteCitation", "PubmedBookArticle", "ERROR"})
@@ -114,6 +127,27 @@ _TRUNCATED = {
 # ---------------------------------------------------------------- opening and streaming
 
 
+class _BoundedGzipFile(gzip.GzipFile):
+    """A gzip reader that refuses to inflate past GZIP_MAX_RATIO times the file's size."""
+
+    def __init__(self, path: Path):
+        self._source = str(path)
+        self._limit = max(GZIP_FLOOR_BYTES, GZIP_MAX_RATIO * path.stat().st_size)
+        self._inflated = 0
+        super().__init__(path, "rb")
+
+    def read(self, size=-1):
+        data = super().read(size)
+        self._inflated += len(data)
+        if self._inflated > self._limit:
+            raise ParseError(
+                f"{self._source}: inflates to more than {self._limit // 2**20:,} MB, over "
+                f"{GZIP_MAX_RATIO} times its size (NLM's files inflate about 10 times): a "
+                "decompression bomb or not a PubMed file; nothing more was read from it."
+            )
+        return data
+
+
 def open_pubmed_file(path: Path) -> BinaryIO:
     """Open a PubMed .xml or .xml.gz file for `iter_pubmed`; gzip is sniffed from its magic bytes."""
     path = Path(path)
@@ -121,7 +155,7 @@ def open_pubmed_file(path: Path) -> BinaryIO:
         with path.open("rb") as probe:
             magic = probe.read(2)
         if magic == _GZIP_MAGIC:
-            return gzip.open(path, "rb")  # type: ignore[return-value]
+            return _BoundedGzipFile(path)  # type: ignore[return-value]
         return path.open("rb")
     except FileNotFoundError:
         raise ParseError(f"{path}: no such file: check the path.") from None
@@ -159,8 +193,10 @@ def iter_pubmed(
     wrong_root = root_tag != ROOT_TAG
     books = found = deleted = 0
     fed = 0
+    guard = _SizeGuard(source)
     for chunk in chain((head,), _chunks(stream, source)):
         fed += len(chunk)
+        guard.check(chunk)
         events.clear()
         try:
             parser.feed(chunk)
@@ -202,6 +238,7 @@ def iter_pubmed(
             # reference, so clearing root only drops what we have finished with.
             elem.clear()
             root.clear()
+            guard.article_ended()
         if root is not None and len(root):
             # Whatever else sits under the root (unknown elements) is finished too: drop it,
             # or a file of millions of them would fill memory. An element still being built
@@ -238,6 +275,84 @@ def _chunks(stream: BinaryIO, source: str) -> Iterator[bytes]:
         if isinstance(chunk, str):
             raise ParseError(f"{source}: opened as text; open PubMed XML in binary mode ('rb').")
         yield chunk
+
+
+class _SizeGuard:
+    """Refuses a file whose single pieces are too large, before the parser holds them.
+
+    Looks at each chunk with a few C-speed byte searches: the run since the last '<' (a text,
+    a whitespace run or a tag), any comment, CDATA section or processing instruction (which
+    may contain '<', and which expat 2.5 rescans from its start on every feed: a huge one
+    spins the CPU), and the bytes and tags since the last article ended.
+    """
+
+    _OPENER = re.compile(rb"<!--|<!\[CDATA\[|<\?")
+    _CLOSER = {b"<!--": b"-->", b"<![CDATA[": b"]]>", b"<?": b"?>"}
+    _KIND = {b"-->": "comment", b"]]>": "CDATA section", b"?>": "processing instruction"}
+    _OVERLAP = 8  # the longest opener less one: finds openers and closers split between chunks
+
+    def __init__(self, source: str):
+        self.source = source
+        self.run = 0
+        self.closer: bytes | None = None
+        self.inside = 0
+        self.tail = b""
+        self.article_bytes = 0
+        self.article_tags = 0
+
+    def article_ended(self) -> None:
+        self.article_bytes = self.article_tags = 0
+
+    def check(self, chunk: bytes) -> None:
+        first = chunk.find(b"<")
+        if first < 0:
+            self.run += len(chunk)
+        else:
+            self._limit(self.run + first, MAX_TEXT_BYTES, "a single text or tag")
+            self.run = len(chunk) - chunk.rfind(b"<") - 1
+        self._limit(self.run, MAX_TEXT_BYTES, "a single text or tag")
+        self.article_bytes += len(chunk)
+        self.article_tags += chunk.count(b"<")
+        self._limit(self.article_bytes, MAX_ARTICLE_BYTES, "a single article")
+        if self.article_tags > MAX_ARTICLE_TAGS:
+            raise ParseError(
+                f"{self.source}: a single article holds more than {MAX_ARTICLE_TAGS:,} tags; "
+                "no PubMed record comes near that. Refused: it may be an attack or not PubMed."
+            )
+        self._markup(chunk)
+
+    def _markup(self, chunk: bytes) -> None:
+        data = self.tail + chunk
+        if self.closer is None and b"<!" not in data and b"<?" not in data:
+            self.tail = chunk[-self._OVERLAP:]  # the usual case: plain elements only
+            return
+        pos = 0
+        while True:
+            if self.closer is None:
+                found = self._OPENER.search(data, pos)
+                if found is None:
+                    break
+                self.closer = self._CLOSER[found.group()]
+                self.inside = 0
+                pos = found.end()
+            end = data.find(self.closer, pos)
+            if end < 0:
+                self.inside += len(data) - pos
+                break
+            self.inside += end - pos
+            self._limit(self.inside, MAX_MARKUP_BYTES, f"a single {self._KIND[self.closer]}")
+            pos = end + len(self.closer)
+            self.closer = None
+        if self.closer is not None:
+            self._limit(self.inside, MAX_MARKUP_BYTES, f"a single {self._KIND[self.closer]}")
+        self.tail = chunk[-self._OVERLAP:]
+
+    def _limit(self, size: int, limit: int, what: str) -> None:
+        if size > limit:
+            raise ParseError(
+                f"{self.source}: {what} is more than {limit // 2**20} MB; no PubMed record comes "
+                "near that. Refused: it may be an attack or not PubMed."
+            )
 
 
 class _RootFound(Exception):

@@ -46,6 +46,10 @@ from pathlib import Path
 
 from evidence import config
 from evidence.errors import ConditionError, UnknownConditionError
+from evidence.guards import read_small_file
+
+# A condition file is a few hundred bytes; this leaves room for long lists of text words.
+MAX_CONDITION_BYTES = 1024 * 1024
 
 # A text word made of these alone needs no quotes; anything else is sent as a quoted phrase.
 _BARE_WORD = re.compile(r"^[A-Za-z0-9*]+$")
@@ -389,15 +393,17 @@ def _load_file(path: Path, builtin: bool = False) -> Condition:
     slug = path.name[: -len(".toml")] if path.name.endswith(".toml") else path.name
     if not path.name.endswith(".toml") or not _SLUG.match(slug):
         raise _bad_name(path)
+    # Read through guards: a FIFO or a /dev/zero link named *.toml must neither hang nor fill
+    # memory, and a byte-order mark (Windows editors add one) is not TOML's business.
+    raw = read_small_file(path, MAX_CONDITION_BYTES, ConditionError)
     try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
+        data = tomllib.loads(raw.decode("utf-8-sig"))
     except tomllib.TOMLDecodeError as exc:
         raise ConditionError(f"{path}: {exc}") from None
     except UnicodeDecodeError:
         raise ConditionError(f"{path}: not UTF-8 text; save it as UTF-8") from None
-    except OSError as exc:
-        raise ConditionError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except RecursionError:
+        raise ConditionError(f"{path}: nested too deeply to read; a condition file is flat") from None
 
     _check_keys(path, data)
     title = _string(path, data, "title", required=True)

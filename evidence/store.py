@@ -22,20 +22,40 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import re
 import sqlite3
 import time
 from pathlib import Path
+from urllib.parse import quote
 from typing import Iterable, Iterator
 
-from evidence.errors import NotCachedError, StoreError
+from evidence.errors import DISTRIBUTION, NotCachedError, StoreError
+from evidence.guards import is_pmid, printable
 
-SCHEMA_VERSION = 3
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 4
+# SQLite's header field for "which program's file is this" (PRAGMA application_id): "EVID".
+# user_version alone says nothing: any program may set it to 1.
+APPLICATION_ID = 0x45564944
+# The tables every evidence database has had since schema 1; a file at user_version >= 1 with
+# application_id 0 (written before the id was set) is ours only if it has them all.
+OUR_TABLES = frozenset({"records", "runs", "condition_records", "decisions", "decision_log", "notes",
+                        "deleted_pmids"})
 
 # Waiting this long for another process's write lock beats failing a long fetch: batches
 # commit in well under a second, so a wait this long only happens when something is stuck.
 BUSY_TIMEOUT_MS = 60_000
+# After this long waiting for the lock, say so: a silent minute looks like a hang.
+LOCK_NOTICE_MS = 2_000
+# Reading never needs the write lock (WAL); a read that waits this long is stuck behind
+# another program's exclusive lock, and is better reported than waited out.
+READ_TIMEOUT_MS = 5_000
+# doctor calls the disk full below this much free space: a 500-record batch and its WAL
+# need a few MB.
+MIN_FREE_BYTES = 10 * 1024 * 1024
 
 # Migration 3 added the fields PubMed's MEDLINE files and citation managers need; they go
 # last, so the order of the older columns (and their place in content_hash) stays.
@@ -90,8 +110,11 @@ def _dicts(cursor: sqlite3.Cursor) -> list[dict]:
 
 def _parsed_values(record: dict) -> list:
     pmid = str(record.get("pmid") or "")
-    if not pmid.isdigit():
-        raise StoreError(f"A record has no valid PMID ({record.get('pmid')!r}); its batch was not saved.")
+    if not is_pmid(pmid):
+        raise StoreError(
+            f"A record has no valid PMID ({record.get('pmid')!r}: a PMID is a whole number like "
+            "33984499, without a leading zero); its batch was not saved."
+        )
     get = record.get
     values = [pmid, get("title") or ""]  # PubMed can ship an empty title
     values += [get(name) for name in TEXT_FIELDS[1:]]
@@ -129,10 +152,10 @@ def _row_values(record: dict, source: str, fetched_at: str) -> tuple:
 
 def row_to_record(row: sqlite3.Row | dict) -> dict:
     """A `records` row as the record dict of the JSON contract."""
-    record = dict(row)
+    record = _printable_row(row)
     for name in DECODE_JSON:
         if name in record:
-            record[name] = json.loads(record[name]) if record[name] else []
+            record[name] = _printable_json(json.loads(record[name])) if record[name] else []
     for name in BOOL_FIELDS:
         if name in record:
             record[name] = bool(record[name])
@@ -141,11 +164,32 @@ def row_to_record(row: sqlite3.Row | dict) -> dict:
     return record
 
 
+def _printable_row(row) -> dict:
+    """A row with control characters dropped from its text: record text (from a file anyone can
+    write) must never carry a terminal escape sequence to a screen or into a Markdown file."""
+    out = dict(row)
+    for key, value in out.items():
+        if type(value) is str and not value.isprintable():
+            out[key] = printable(value)
+    return out
+
+
+def _printable_json(value):
+    if type(value) is str:
+        return printable(value)
+    if type(value) is list:
+        return [_printable_json(v) for v in value]
+    if type(value) is dict:
+        return {k: _printable_json(v) for k, v in value.items()}
+    return value
+
+
 class Store:
     """The SQLite cache. Opening it creates and migrates the schema."""
 
     def __init__(self, path: Path | str, *, readonly: bool = False):
         self.path = Path(path)
+        self.readonly = readonly
         if not readonly:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -157,15 +201,47 @@ class Store:
         elif not self.path.exists():
             raise StoreError(f"No database at {self.path}: run 'evidence fetch' or 'evidence import' first.")
         try:
-            conn = sqlite3.connect(
-                str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
-            )
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self.conn = conn
+            self.conn = self._connect_readonly() if readonly else self._connect()
             self._db = None
             self._migrate_when_free(readonly)
         except sqlite3.DatabaseError as exc:
             raise self._open_error(exc) from None
+
+    def _connect(self) -> sqlite3.Connection:
+        # SQLite's own busy wait is kept short: _Transaction waits in steps, saying so.
+        conn = sqlite3.connect(str(self.path), timeout=LOCK_NOTICE_MS / 1000, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout = {min(LOCK_NOTICE_MS, BUSY_TIMEOUT_MS)}")
+        return conn
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        """A read-only connection, which also works where nothing may be written.
+
+        A WAL database needs its -shm file; on a read-only mount where it cannot be created,
+        SQLite opens the file only as immutable, which is safe there: nothing can change it.
+        """
+        uri = "file:" + quote(str(self.path.absolute()))
+        timeout = min(READ_TIMEOUT_MS, BUSY_TIMEOUT_MS)
+        conn = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=timeout / 1000, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout = {timeout}")
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError as exc:
+            if "unable to open" not in str(exc) or not self._cannot_write_folder() or self._wal_pending():
+                raise
+            conn.close()
+        return sqlite3.connect(uri + "?immutable=1", uri=True, isolation_level=None)
+
+    def _cannot_write_folder(self) -> bool:
+        folder = self.path.absolute().parent
+        return read_only_mount(folder) or not os.access(folder, os.W_OK)
+
+    def _wal_pending(self) -> bool:
+        wal = Path(str(self.path) + "-wal")
+        try:
+            return wal.stat().st_size > 0
+        except OSError:
+            return False
 
     def _open_error(self, exc: sqlite3.Error) -> StoreError:
         text = str(exc)
@@ -174,14 +250,25 @@ class Store:
                 f"{self.path} is not an evidence database or is corrupt ({text}). "
                 "Move it aside, or pass --db to use another file."
             )
+        if "full" in text:
+            return StoreError(
+                f"The disk holding the database {self.path} is full ({text}); the last batch was "
+                "not saved, every earlier one is kept. Free some space, then run the command again."
+            )
         if "locked" in text or "busy" in text:
             return StoreError(
                 f"The database {self.path} is locked by another program ({text}). "
                 "Wait for it to finish, or close it, then try again."
             )
-        if "readonly" in text or "unable to open" in text or "read-only" in text:
+        if "readonly" in text or "read-only" in text:
             return StoreError(
-                f"Cannot write the database {self.path} ({text}). "
+                f"The database {self.path} is read-only ({text}): list, show and export work, "
+                "fetch, import and curation do not. Make it writable, or pass --db / set "
+                "EVIDENCE_DB to a writable copy."
+            )
+        if "unable to open" in text:
+            return StoreError(
+                f"Cannot open the database {self.path} ({text}). "
                 "Check its permissions, or pass --db / set EVIDENCE_DB to a writable path."
             )
         return StoreError(f"Database error in {self.path}: {text}.")
@@ -205,6 +292,10 @@ class Store:
     def schema_version(self) -> int:
         return self.conn.execute("PRAGMA user_version").fetchone()[0]
 
+    @property
+    def application_id(self) -> int:
+        return self.conn.execute("PRAGMA application_id").fetchone()[0]
+
     def _migrate_when_free(self, readonly: bool) -> None:
         """Migrate, waiting while another process creates or migrates the same file.
 
@@ -223,29 +314,60 @@ class Store:
                     raise
                 time.sleep(0.05)
 
+    def _foreign(self, why: str) -> StoreError:
+        return StoreError(
+            f"{self.path} is a SQLite database of another program ({why}); evidence will not "
+            "read or write it. Pass --db or set EVIDENCE_DB to another file."
+        )
+
+    def _header(self) -> tuple[int, int, set[str]]:
+        """user_version, application_id and table names, read in one snapshot: read apart,
+        another process's first migration could commit between them."""
+        self.conn.execute("BEGIN")
+        try:
+            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            app = self.conn.execute("PRAGMA application_id").fetchone()[0]
+            tables = {r[0] for r in self.conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+        finally:
+            if self.conn.in_transaction:
+                try:
+                    self.conn.execute("ROLLBACK")  # nothing was written; only ends the snapshot
+                except sqlite3.Error:
+                    pass
+        return version, app, tables
+
+    def _check_ours(self, version: int, app: int, tables: set[str]) -> None:
+        """Refuse a SQLite file that another program wrote, whatever its user_version says."""
+        if app == APPLICATION_ID:
+            return
+        if app != 0:
+            raise self._foreign(f"its application id is {app:#010x}, not evidence's")
+        if version == 0:
+            if tables:
+                # Never add our tables to another program's database.
+                raise self._foreign(f"tables: {', '.join(sorted(tables)[:5])}")
+            return
+        missing = OUR_TABLES - tables
+        if missing:
+            raise self._foreign(
+                f"user_version {version} but no {', '.join(sorted(missing)[:3])} table"
+            )
+
     def _migrate(self, readonly: bool) -> None:
-        version = self.schema_version
+        version, app, tables = self._header()
+        self._check_ours(version, app, tables)
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path} was written by a newer version of evidence (schema {version}, "
-                f"this one knows {SCHEMA_VERSION}). Upgrade evidence: pip install -U evidence."
+                f"this one knows {SCHEMA_VERSION}). Upgrade evidence: pip install -U {DISTRIBUTION}."
             )
         if version == SCHEMA_VERSION:
             return
-        if version == 0:
-            others = [r[0] for r in self.conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
-            if others:
-                # Never add our tables to another program's database.
-                raise StoreError(
-                    f"{self.path} is a SQLite database of another program (tables: "
-                    f"{', '.join(sorted(others)[:5])}); evidence will not write to it. "
-                    "Pass --db or set EVIDENCE_DB to another file."
-                )
-            if readonly:
-                raise StoreError(
-                    f"{self.path} holds no evidence data yet: run 'evidence fetch' or 'evidence import' first."
-                )
+        if version == 0 and readonly:
+            raise StoreError(
+                f"{self.path} holds no evidence data yet: run 'evidence fetch' or 'evidence import' first."
+            )
         if readonly:
             return
         # WAL lets readers (list, status) run while a fetch writes, and makes two writers
@@ -260,7 +382,13 @@ class Store:
                 self._migration_2()
             if self.schema_version < 3:
                 self._migration_3()
+            if self.schema_version < 4:
+                self._migration_4()
             self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _migration_4(self) -> None:
+        """Mark the file as evidence's (new databases and ones written before the id existed)."""
+        self.conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
     def _migration_1(self) -> None:
         columns = {"pmid": str}
@@ -461,22 +589,48 @@ class Store:
             cached = [r[0] for r in self._select_in("SELECT pmid FROM records", pmids)]
             return self._link(condition, cached, run_id, now())
 
+    def curated(self, pmids: list[str]) -> list[dict]:
+        """Of these PMIDs, those a person decided on or wrote a note about:
+        [{pmid, title, decisions: [{condition, decision}], note}], by PMID."""
+        found: dict[str, dict] = {}
+        for pmid, condition, decision in self._select_in("SELECT pmid, condition, decision FROM decisions", pmids):
+            found.setdefault(pmid, {"pmid": pmid, "decisions": [], "note": None})["decisions"].append(
+                {"condition": condition, "decision": decision})
+        for pmid, text in self._select_in("SELECT pmid, text FROM notes", pmids):
+            found.setdefault(pmid, {"pmid": pmid, "decisions": [], "note": None})["note"] = text
+        titles = dict(self._select_in("SELECT pmid, title FROM records", list(found)))
+        for pmid, entry in found.items():
+            entry["title"] = printable(titles.get(pmid) or "")
+        return [found[p] for p in sorted(found, key=int)]
+
     def mark_deleted(self, pmids: list[str], source: str) -> int:
-        """Record NLM's <DeleteCitation> PMIDs; they stop being live records. Returns how many were cached."""
+        """Record NLM's <DeleteCitation> PMIDs; they stop being live records. Returns how many were cached.
+
+        A record a person decided on or wrote a note about is kept, with its decision, note and
+        condition links, and flagged `withdrawn`, so the study shows as withdrawn from PubMed
+        where it was chosen instead of vanishing from a curated handout.
+        """
         if not pmids:
             return 0
         with self.transaction():
-            cached = len(self._select_in("SELECT pmid FROM records", pmids))
+            cached = [r[0] for r in self._select_in("SELECT pmid FROM records", pmids)]
+            kept = {e["pmid"] for e in self.curated(cached)}
             stamp = now()
             self.conn.executemany(
                 "INSERT OR REPLACE INTO deleted_pmids (pmid, deleted_at, source) VALUES (?, ?, ?)",
                 [(p, stamp, source) for p in pmids],
             )
-            for chunk in _chunks(pmids, 500):
+            for pmid, flags in self._select_in("SELECT pmid, flags FROM records", sorted(kept)):
+                marked = json.loads(flags) if flags else []
+                if "withdrawn" not in marked:
+                    self.conn.execute("UPDATE records SET flags = ? WHERE pmid = ?",
+                                      [_encode(marked + ["withdrawn"]), pmid])
+            gone = [p for p in pmids if p not in kept]
+            for chunk in _chunks(gone, 500):
                 marks = ", ".join("?" * len(chunk))
                 self.conn.execute(f"DELETE FROM records WHERE pmid IN ({marks})", chunk)
                 self.conn.execute(f"DELETE FROM condition_records WHERE pmid IN ({marks})", chunk)
-        return cached
+        return len(cached)
 
     def _select_in(self, sql: str, pmids: list[str]) -> list[tuple]:
         """Run `sql WHERE pmid IN (...)` over any number of PMIDs."""
@@ -707,6 +861,17 @@ class Store:
         ))
         return rows[0] if rows else None
 
+    def last_runs(self) -> dict[str, dict]:
+        """Each condition's latest run (failed ones included), by condition."""
+        rows = _dicts(self.conn.execute(
+            "SELECT * FROM runs WHERE id IN (SELECT max(id) FROM runs WHERE condition IS NOT NULL "
+            "GROUP BY condition) ORDER BY condition"
+        ))
+        for row in rows:
+            if row["outcome"] == "running" and not _pid_alive(row.get("pid")):
+                row["outcome"] = "interrupted"
+        return {row["condition"]: row for row in rows}
+
     def last_search(self, condition: str) -> dict | None:
         """The last finished fetch of a condition (its term, date and hits), if any."""
         cursor = self.conn.execute(
@@ -721,6 +886,7 @@ class Store:
 
     def decide(self, condition: str, pmids: list[str], decision: str, reason: str | None) -> None:
         """Include or exclude PMIDs for a condition; raises NotCachedError for unknown PMIDs."""
+        pmids = list(dict.fromkeys(pmids))  # a PMID named twice is one decision, logged once
         missing = sorted(set(pmids) - self.cached_pmids(pmids), key=int)
         if missing:
             raise NotCachedError(
@@ -767,7 +933,7 @@ class Store:
             "ORDER BY d.decision, d.decided_at, d.pmid",
             [condition],
         )
-        return _dicts(cursor)
+        return [_printable_row(row) for row in _dicts(cursor)]
 
     def decision_history(self, condition: str) -> list[dict]:
         return _dicts(self.conn.execute(
@@ -904,11 +1070,24 @@ class _Transaction:
         if conn.in_transaction:  # nested: the outer one commits
             return self
         self.outer = True
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise self.store._open_error(exc) from None
-        return self
+        # SQLite waits LOCK_NOTICE_MS at a time; between waits we say that we are waiting, so a
+        # database held by another program never looks like a hang, and give up at BUSY_TIMEOUT_MS.
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        told = False
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return self
+            except sqlite3.OperationalError as exc:
+                text = str(exc)
+                if ("locked" not in text and "busy" not in text) or time.monotonic() >= deadline:
+                    raise self.store._open_error(exc) from None
+                if not told:
+                    log.warning(
+                        "Waiting for the database %s: another program is writing to it "
+                        "(giving up after %.0f s)...", self.store.path, BUSY_TIMEOUT_MS / 1000,
+                    )
+                    told = True
 
     def __exit__(self, exc_type, exc, tb):
         if not self.outer:
@@ -917,12 +1096,24 @@ class _Transaction:
         if exc_type is None:
             try:
                 conn.execute("COMMIT")
-            except sqlite3.OperationalError as error:
-                conn.execute("ROLLBACK")
+                return False
+            except sqlite3.Error as error:
+                # A full disk or an I/O error may already have rolled the transaction back;
+                # a second ROLLBACK would only hide the real error behind "no transaction".
+                self._rollback()
                 raise self.store._open_error(error) from None
-        else:
-            conn.execute("ROLLBACK")
+        self._rollback()
+        if isinstance(exc, sqlite3.OperationalError):
+            raise self.store._open_error(exc) from None
         return False
+
+    def _rollback(self) -> None:
+        conn = self.store.conn
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
 
 
 _HYPHENATED = re.compile(r'(?<!["\w])(\w+(?:-\w+)+)(?![\w"])')
@@ -938,6 +1129,88 @@ def _fts_query(text: str) -> str:
     for i in range(0, len(parts), 2):  # outside quotes only
         parts[i] = _HYPHENATED.sub(r'"\1"', parts[i])
     return '"'.join(parts)
+
+
+def read_only_mount(path: Path) -> bool:
+    """True when `path` lies on a file system mounted read-only."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def free_bytes(path: Path) -> int | None:
+    """Bytes an ordinary user may still write on the file system holding `path`."""
+    try:
+        info = os.statvfs(path)
+    except OSError:
+        return None
+    return info.f_bavail * info.f_frsize
+
+
+def write_blocker(path: Path) -> str | None:
+    """Why the database at `path` cannot be written (in plain words), or None if it can."""
+    path = Path(path).absolute()
+    folder = path.parent
+    if read_only_mount(folder):
+        return "the disk holding it is mounted read-only"
+    if path.exists() and not os.access(path, os.W_OK):
+        return "the file is read-only"
+    if not os.access(folder, os.W_OK):
+        return f"its folder {folder} is read-only (SQLite writes a journal beside it)"
+    return None
+
+
+def is_locked(path: Path, wait_ms: int = 200) -> bool:
+    """True when another connection holds the database's write lock right now."""
+    try:
+        conn = sqlite3.connect(str(path), timeout=wait_ms / 1000, isolation_level=None)
+    except sqlite3.Error:
+        return False
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {wait_ms}")
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError as exc:
+        return "locked" in str(exc) or "busy" in str(exc)
+    finally:
+        conn.close()
+
+
+def inspect_database(path: Path) -> dict:
+    """What `evidence doctor` reports about a database file, without changing it.
+
+    Keys: exists, error (why it cannot be used, or None), integrity, schema_version, current
+    (schema is this program's), records, size_bytes, read_only (why it cannot be written, or
+    None), free_bytes, locked.
+    """
+    path = Path(path)
+    facts: dict = {"exists": path.exists(), "error": None, "integrity": None, "schema_version": None,
+                   "current": False, "records": None, "size_bytes": None, "read_only": None,
+                   "free_bytes": free_bytes(path.absolute().parent), "locked": False}
+    if not facts["exists"]:
+        return facts
+    facts["size_bytes"] = path.stat().st_size
+    facts["read_only"] = write_blocker(path)
+    try:
+        store = Store(path, readonly=True)
+    except StoreError as exc:
+        facts["error"] = str(exc)
+        return facts
+    try:
+        facts["integrity"] = store.integrity_check()
+        facts["schema_version"] = store.schema_version
+        facts["current"] = facts["schema_version"] == SCHEMA_VERSION and store.application_id == APPLICATION_ID
+        if facts["integrity"] == "ok":
+            facts["records"] = store.totals()["records"]
+    except (sqlite3.Error, StoreError) as exc:
+        facts["error"] = str(exc)
+    finally:
+        store.close()
+    if facts["read_only"] is None:
+        facts["locked"] = is_locked(path)
+    return facts
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:

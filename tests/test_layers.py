@@ -15,16 +15,19 @@ PACKAGE = Path(__file__).resolve().parent.parent / "evidence"
 # module -> the evidence modules and third-party packages it may import (DESIGN.md "Layers").
 ALLOWED = {
     "errors": set(),
-    "config": {"errors"},
-    "queries": {"errors", "config"},
-    "entrez": {"errors", "requests"},
-    "pubmed": {"errors"},
-    "medline": {"errors", "Bio"},
-    "store": {"errors", "sqlite_utils", "sqlite3"},
+    # Atomic writes, bounded reads, redaction: used by every layer, uses none but errors.
+    "guards": {"errors"},
+    "config": {"errors", "guards"},
+    "queries": {"errors", "config", "guards"},
+    "entrez": {"errors", "guards", "requests"},
+    "pubmed": {"errors", "guards"},
+    "medline": {"errors", "guards", "Bio"},
+    "store": {"errors", "guards", "sqlite_utils", "sqlite3"},
     "grading": {"errors"},
     "relevance": {"errors", "queries"},
     "pipeline": {
-        "errors", "config", "queries", "entrez", "pubmed", "medline", "store", "grading", "relevance",
+        "errors", "guards", "config", "queries", "entrez", "pubmed", "medline", "store", "grading",
+        "relevance",
     },
     # Not in DESIGN.md's table: picks the studies to export and counts them (README, "Layers").
     "curation": {

@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from evidence.errors import NotCachedError, StoreError
-from evidence.store import SCHEMA_VERSION, Store
+from evidence.store import APPLICATION_ID, SCHEMA_VERSION, Store
 
 
 def synthetic(n: int, **extra) -> dict:
@@ -188,9 +188,11 @@ def test_corrupt_file_is_a_clear_error(tmp_path):
 def test_newer_schema_is_refused_untouched(tmp_path):
     path = tmp_path / "newer.db"
     conn = sqlite3.connect(path)
+    # A later evidence marks its files with the same application id.
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
-    with pytest.raises(StoreError, match="newer version of evidence"):
+    with pytest.raises(StoreError, match="newer version of evidence.*pip install -U massage-evidence"):
         Store(path)
 
 

@@ -49,6 +49,7 @@ FLAG_NOTES = {
     "superseded": "A newer version exists.",
     "erratum": "Has a published correction.",
     "inferred": "Type read from its words.",
+    "withdrawn": "Withdrawn from PubMed.",
 }
 # Plain words for a study that is not squarely about massage for the condition.
 FIT_NOTES = {
