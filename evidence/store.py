@@ -207,6 +207,15 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise self._open_error(exc) from None
 
+    def _upgrade_for_reading(self, version: int) -> None:
+        try:
+            Store(self.path).close()
+        except StoreError as exc:
+            raise StoreError(
+                f"{self.path} was written by an older evidence (schema {version}, this one uses "
+                f"{SCHEMA_VERSION}) and must be upgraded once, which needs write access: {exc}"
+            ) from None
+
     def _connect(self) -> sqlite3.Connection:
         # SQLite's own busy wait is kept short: _Transaction waits in steps, saying so.
         conn = sqlite3.connect(str(self.path), timeout=LOCK_NOTICE_MS / 1000, isolation_level=None)
@@ -369,6 +378,9 @@ class Store:
                 f"{self.path} holds no evidence data yet: run 'evidence fetch' or 'evidence import' first."
             )
         if readonly:
+            # A database of an older evidence: upgrade it once through a writable connection,
+            # or a reading command would ask for columns it does not have yet.
+            self._upgrade_for_reading(version)
             return
         # WAL lets readers (list, status) run while a fetch writes, and makes two writers
         # queue on the busy timeout instead of failing. It cannot change inside a transaction.
@@ -547,8 +559,20 @@ class Store:
         )
 
     def save_fit(self, condition: str, rows: list[tuple], rules: str) -> None:
-        """Store topic fits: rows of (pmid, fit, fit_rank, fit_reason, content_hash)."""
+        """Store topic fits: rows of (pmid, fit, fit_rank, fit_reason, content_hash).
+
+        On a store opened read-only, the fits are written through a short-lived writable
+        connection when the file allows it (they are derived data, kept so the next read is
+        fast); StoreError when it does not.
+        """
         if not rows:
+            return
+        if self.readonly:
+            writer = Store(self.path)
+            try:
+                writer.save_fit(condition, rows, rules)
+            finally:
+                writer.close()
             return
         try:
             with self.transaction():

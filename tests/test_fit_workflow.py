@@ -11,7 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from evidence import cli as cli_module
-from evidence import curation, pipeline
+from evidence import curation, pipeline, relevance
+from evidence import store as store_module
+from evidence.errors import StoreError
 from evidence.queries import get_condition
 from evidence.store import Store
 from tests.conftest import EUTILS
@@ -219,13 +221,25 @@ def test_fit_is_recomputed_when_a_record_changes(imported):
     assert fits["33609634"]["fit_reason"] == "title: 'reflexology'; abstract: 'back pain'"
 
 
+def test_a_reading_command_stores_the_fits_it_computes(imported):
+    imported.conn.execute("UPDATE condition_records SET fit = NULL, fit_rank = NULL, fit_rules = NULL")
+    reader = Store(imported.path, readonly=True)
+    assert reader.stale_fit(SLUG, "any")
+    curation.ranked_records(reader, get_condition(SLUG))
+    rules = relevance.rules_for(get_condition(SLUG)).key
+    assert reader.stale_fit(SLUG, rules) == []  # kept for the next read
+
+
 def test_a_read_only_database_still_lists_current_fits(imported, tmp_path):
     imported.conn.execute("UPDATE condition_records SET fit = NULL, fit_rank = NULL, fit_rules = NULL")
     path = imported.path
     imported.close()
     store = Store(path, readonly=True)
-    store.conn.close()
-    store.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+
+    def cannot_write(*args):
+        raise StoreError(f"Cannot write the database {path} (read-only mount).")
+
+    store.save_fit = cannot_write  # as on a read-only mount (the drills mount one for real)
     rows = curation.ranked_records(store, get_condition(SLUG))
     assert rows[0]["pmid"] == "33984499" and rows[0]["fit"] == "direct"
     assert [r["fit_rank"] for r in rows] == sorted(r["fit_rank"] for r in rows)
@@ -250,7 +264,7 @@ def test_a_schema_1_database_is_migrated_and_its_fits_computed(imported):
         conn.execute(f"ALTER TABLE condition_records DROP COLUMN {column}")
     conn.execute("PRAGMA user_version = 1")
     imported.close()
-    store = Store(path)
-    assert store.schema_version >= 2
+    # The first command after an upgrade may be a reading one: it upgrades the file once.
     listed = json.loads(run("list", SLUG, "--json", "--limit", "1").stdout)
     assert listed[0]["pmid"] == "33984499" and listed[0]["fit"] == "direct"
+    assert Store(path, readonly=True).schema_version == store_module.SCHEMA_VERSION
