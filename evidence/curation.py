@@ -53,8 +53,13 @@ def flag_reason(record: dict) -> str | None:
     return None
 
 
+WITHDRAWN = "withdrawn from PubMed"
+
+
 def _rule_reason(record: dict, take_partial: bool) -> str | None:
     """Why the rule would not choose this record, or None when it may."""
+    if "withdrawn" in (record.get("flags") or []):
+        return WITHDRAWN  # kept only for a person's decision or note; a person may include it
     fit = record.get("fit")
     if fit not in relevance.ON_TOPIC:
         return OFF_TOPIC

@@ -257,6 +257,10 @@ def test_a_deletion_that_touches_curated_work_says_so_and_keeps_it(tmp_path):
     assert "Wrote" not in md
     exported = invoke(["export", SLUG, "--format", "ris", "-o", str(tmp_path / "x.ris")], env)
     assert "curated selection" in exported.stderr
+    # With no decision left, the rule never picks a withdrawn study (b has only a note).
+    assert invoke(["undo", SLUG, "--all"], env).exit_code == 0
+    ruled = invoke(["export", SLUG, "--format", "md", "-o", "-"], env)
+    assert ruled.exit_code == 1 and "No studies to export" in ruled.stderr, ruled.output
 
 
 def test_a_refetch_does_not_download_a_deleted_pmid(tmp_path):
