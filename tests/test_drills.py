@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from evidence import cli as cli_module
 from evidence import pipeline, store as store_module
@@ -131,7 +131,7 @@ def patched(obj, name: str, value):
         setattr(obj, name, old)
 
 
-def invoke(args: list[str], env: dict) -> "click.testing.Result":  # noqa: F821
+def invoke(args: list[str], env: dict) -> Result:
     """Run the command in this process; env holds only what differs from os.environ."""
     base = {"NCBI_EMAIL": "drills@example.org", "NCBI_API_KEY": None}
     return CliRunner().invoke(cli_module.cli, args, env={**base, **env}, catch_exceptions=True)

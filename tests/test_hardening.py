@@ -14,7 +14,6 @@ import re
 import socket
 import sqlite3
 import stat
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ from evidence.entrez import Client
 from evidence.errors import DISTRIBUTION, EntrezError
 from tests.eutils_stub import EFETCH_HEAD, EFETCH_TAIL, EutilsStub, synthetic_articles
 from tests.test_drills import (
-    SLUG, TERM, _seed_db, assert_clean_failure, error_lines, invoke, write_conditions,
+    SLUG, TERM, _seed_db, assert_clean_failure, invoke, write_conditions,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,38 +72,10 @@ def test_a_name_that_does_not_resolve_fails_at_once_in_plain_words():
 @pytest.fixture
 def tls_server(tmp_path):
     """A TLS server on 127.0.0.1 with a self-signed certificate, which no client trusts."""
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-                    "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"],
-                   check=True, capture_output=True)
-    import ssl
+    from tests.test_drills import tls_server as serving
 
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    stop = threading.Event()
-
-    def serve():
-        server.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            try:
-                with context.wrap_socket(conn, server_side=True):
-                    pass
-            except (ssl.SSLError, OSError):
-                pass
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"https://127.0.0.1:{server.getsockname()[1]}/entrez/eutils/"
-    stop.set()
-    thread.join()
-    server.close()
+    with serving(tmp_path) as url:
+        yield url
 
 
 def test_an_untrusted_certificate_fails_at_once(tls_server):
@@ -275,7 +246,7 @@ def test_a_refetch_does_not_download_a_deleted_pmid(tmp_path):
         assert result.exit_code == 0, result.output
         fetched = [i for r in stub.requests_to("efetch") for i in r["params"]["id"].split(",")]
     assert pmids[0] not in fetched and len(fetched) == 3
-    assert f"not fetching 1 PMID that NLM deleted from PubMed" in result.stderr
+    assert "not fetching 1 PMID that NLM deleted from PubMed" in result.stderr
     assert pmids[0] in result.stderr
 
 
