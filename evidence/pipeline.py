@@ -343,7 +343,7 @@ def finish_batch(records: list[dict], rules: relevance.Rules | None) -> store_mo
 FINISH_CHUNK = 100
 
 
-def _child_main(path: Path, kind: str, batch_size: int, rules, sender, storer_waits) -> None:
+def _child_main(path: Path, kind: str, batch_size: int, rules, sender, storer_waits, receiver=None) -> None:
     """In the parsing process: send ("batch", finished part, raw rest, position) messages,
     then ("deleted", pmids) and ("done",).
 
@@ -353,6 +353,10 @@ def _child_main(path: Path, kind: str, batch_size: int, rules, sender, storer_wa
     So the two cores share the pure work whatever the records are like: short 1970s records
     leave parsing the larger half, modern ones grading and topic fit.
     """
+    if receiver is not None:
+        # The fork copied the storing process's end of the pipe: with it open here, a send
+        # after that process died would wait forever instead of failing.
+        receiver.close()
     deletes: list[str] = []
     # Parsed records hold no reference cycles, so the cyclic collector only costs time here
     # (~40 us a record, a quarter of parsing); reference counting still frees everything.
@@ -404,7 +408,8 @@ def _read_batches_in_child(
     # Set while this process waits for the child: then the rest of a batch is finished here.
     storer_waits = context.Value("b", 0, lock=False)
     child = context.Process(
-        target=_child_main, args=(path, kind, batch_size, rules, sender, storer_waits), daemon=True
+        target=_child_main, args=(path, kind, batch_size, rules, sender, storer_waits, receiver),
+        daemon=True,
     )
     child.start()
     sender.close()
