@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import gzip
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -343,34 +344,91 @@ def finish_batch(records: list[dict], rules: relevance.Rules | None) -> store_mo
 FINISH_CHUNK = 100
 
 
-def _child_main(path: Path, kind: str, batch_size: int, rules, sender, storer_waits, receiver=None) -> None:
-    """In the parsing process: send ("batch", finished part, raw rest, position) messages,
-    then ("deleted", pmids) and ("done",).
+class _StorerState:
+    """What the parsing process knows of the storing one: whether it waits for a batch.
 
-    Grading, topic fit and encoding (`finish_batch`) go to whichever process has time: after
-    parsing a batch this one finishes it a chunk at a time while the storing process is busy,
-    and sends the batch as soon as that process waits, the rest still raw for it to finish.
-    So the two cores share the pure work whatever the records are like: short 1970s records
-    leave parsing the larger half, modern ones grading and topic fit.
+    Two numbers in shared memory, no lock: a flag the storing process sets while it waits
+    in recv(), and how many messages it has received. Waiting counts only once every batch
+    sent has arrived, or a batch still in the pipe would look like an idle storer.
+    """
+
+    def __init__(self, context):
+        self._waits = context.Value("b", 0, lock=False)
+        self._received = context.Value("q", 0, lock=False)
+
+    def waiting(self, sent: int) -> bool:
+        return bool(self._waits.value) and self._received.value == sent
+
+    def begin_wait(self) -> None:
+        self._waits.value = 1
+
+    def end_wait(self) -> None:
+        self._waits.value = 0
+        self._received.value += 1
+
+
+class _Parsed:
+    """A parsed batch not sent yet, finished up to `done` (in `parts`)."""
+
+    __slots__ = ("records", "position", "parts", "done")
+
+    def __init__(self, records: list[dict], position: int):
+        self.records = records
+        self.position = position
+        self.parts: list[store_module.Encoded] = []
+        self.done = 0
+
+
+def _child_main(path: Path, kind: str, batch_size: int, rules, sender, storer, receiver=None) -> None:
+    """In the parsing process: send ("batch", finished part, raw rest, position) messages,
+    then ("deleted", pmids) and ("done",), or ("error", message) after the batches before it.
+
+    Grading, topic fit and encoding (`finish_batch`) go to whichever process has time. A
+    parsed batch goes out, the rest of it raw for the storing process to finish, as soon as
+    that process waits. While it is busy this one parses one batch ahead, and only with a
+    batch in hand and the next one parsed does it finish the older one, a chunk at a time.
+    So parsing never waits for finishing, and the two cores share the pure work whatever the
+    records are like: modern ones leave parsing the larger half, short 1970s ones storing.
     """
     if receiver is not None:
         # The fork copied the storing process's end of the pipe: with it open here, a send
         # after that process died would wait forever instead of failing.
         receiver.close()
     deletes: list[str] = []
+    pending: deque[_Parsed] = deque()
+    sent = 0
+
+    def ship(keep: int) -> None:
+        """Send or finish the oldest batches until at most `keep` are left and the storer is busy."""
+        nonlocal sent
+        while pending and (len(pending) > keep or storer.waiting(sent)):
+            batch = pending[0]
+            if batch.done < len(batch.records) and not storer.waiting(sent):
+                batch.parts.append(finish_batch(batch.records[batch.done:batch.done + FINISH_CHUNK], rules))
+                batch.done += FINISH_CHUNK
+                continue
+            pending.popleft()
+            sender.send(("batch", _joined(batch.parts), batch.records[batch.done:], batch.position))
+            sent += 1
+
     # Parsed records hold no reference cycles, so the cyclic collector only costs time here
     # (~40 us a record, a quarter of parsing); reference counting still frees everything.
     gc.disable()
     try:
-        for batch, position in _read_batches(path, kind, batch_size, deletes):
-            parts = []
-            done = 0
-            while done < len(batch) and not storer_waits.value:
-                parts.append(finish_batch(batch[done:done + FINISH_CHUNK], rules))
-                done += FINISH_CHUNK
-            sender.send(("batch", _joined(parts), batch[done:], position))
-        sender.send(("deleted", deletes))
-        sender.send(("done",))
+        error = None
+        try:
+            for records, position in _read_batches(path, kind, batch_size, deletes):
+                pending.append(_Parsed(records, position))
+                ship(keep=1)
+        except (EvidenceError, OSError, EOFError) as exc:
+            # The batches parsed before the fault are stored first, as in one process.
+            error = str(exc) if isinstance(exc, EvidenceError) else f"{path}: cannot read it ({exc})."
+        ship(keep=0)
+        if error:
+            sender.send(("error", error))
+        else:
+            sender.send(("deleted", deletes))
+            sender.send(("done",))
     except KeyboardInterrupt:
         pass  # the parent reports the interruption
     except (EvidenceError, OSError, EOFError) as exc:
@@ -405,23 +463,21 @@ def _read_batches_in_child(
 
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
-    # Set while this process waits for the child: then the rest of a batch is finished here.
-    storer_waits = context.Value("b", 0, lock=False)
+    storer = _StorerState(context)
     child = context.Process(
-        target=_child_main, args=(path, kind, batch_size, rules, sender, storer_waits, receiver),
-        daemon=True,
+        target=_child_main, args=(path, kind, batch_size, rules, sender, storer, receiver), daemon=True
     )
     child.start()
     sender.close()
     try:
         while True:
-            storer_waits.value = 1
+            storer.begin_wait()
             try:
                 message = receiver.recv()
             except EOFError:
                 raise ParseError(f"{path}: the parsing process stopped unexpectedly.") from None
             finally:
-                storer_waits.value = 0
+                storer.end_wait()
             if message[0] == "batch":
                 _, finished, rest, position = message
                 if rest:

@@ -130,20 +130,19 @@ def schema(conn: sqlite3.Connection) -> list[tuple]:
     return conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name").fetchall()
 
 
-class Waits:
-    """Stands in for the flag the storing process sets while it waits for the parsing one,
-    so that each way of splitting a batch between the two processes is tested, not only
-    the one this machine's timing happens to give."""
+class Storer:
+    """Stands in for what the parsing process reads of the storing one (whether it waits),
+    so that each way of splitting batches between the two processes is tested, not only the
+    one this machine's timing happens to give."""
 
     def __init__(self, mode: str):
         self.mode = mode
         self.rng = random.Random(14)
 
-    @property
-    def value(self) -> int:
+    def waiting(self, sent: int) -> bool:
         if self.mode == "mixed":
             return self.rng.random() < 0.3
-        return {"storer finishes": 1, "parser finishes": 0}[self.mode]
+        return self.mode == "storer finishes"
 
 
 @pytest.fixture(scope="module")
@@ -158,10 +157,9 @@ def both(request, plain, files, tmp_path_factory):
     mode = request.param
     child_main = pipeline._child_main
 
-    def child_with_stand_in(path, kind, batch_size, rules, sender, storer_waits, receiver):
+    def child_with_stand_in(path, kind, batch_size, rules, sender, storer, receiver):
         # Runs in the forked parsing process.
-        waits = storer_waits if mode == "as timed" else Waits(mode)
-        child_main(path, kind, batch_size, rules, sender, waits, receiver)
+        child_main(path, kind, batch_size, rules, sender, storer if mode == "as timed" else Storer(mode), receiver)
 
     patch = pytest.MonkeyPatch()
     patch.setattr(pipeline, "_child_main", child_with_stand_in)
