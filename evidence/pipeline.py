@@ -313,8 +313,11 @@ def _batches(items: Iterator[dict], size: int) -> Iterator[list[dict]]:
 PARALLEL_MIN_BYTES = 4_000_000
 
 
-def _read_batches(path: Path, kind: str, batch_size: int, deletes: list[str]) -> Iterator[tuple[list[dict], int]]:
-    """The file's records in batches, each with the bytes of the file read so far."""
+def _read_parts(
+    path: Path, kind: str, batch_size: int, part_size: int, deletes: list[str]
+) -> Iterator[tuple[list[dict], int, bool]]:
+    """The file's records in parts of at most `part_size` that never straddle a batch of
+    `batch_size`, each with the bytes of the file read so far and whether it ends a batch."""
     if kind == "xml":
         stream = pubmed.open_pubmed_file(path)
         raw = getattr(stream, "fileobj", None) or stream
@@ -325,13 +328,31 @@ def _read_batches(path: Path, kind: str, batch_size: int, deletes: list[str]) ->
         stream = open(path, encoding="utf-8", errors="replace")
         raw = stream
         records = medline.iter_medline(stream, str(path))
+
+    def position() -> int:
+        try:
+            return raw.tell()
+        except (OSError, ValueError):
+            return 0
+
     with stream:
-        for batch in _batches(records, batch_size):
-            try:
-                position = raw.tell()
-            except (OSError, ValueError):
-                position = 0
-            yield batch, position
+        part: list[dict] = []
+        in_batch = 0
+        for record in records:
+            part.append(record)
+            in_batch += 1
+            if in_batch == batch_size or len(part) == part_size:
+                yield part, position(), in_batch == batch_size
+                in_batch %= batch_size
+                part = []
+        if part or in_batch:
+            yield part, position(), True  # (an empty part only closes the last batch)
+
+
+def _read_batches(path: Path, kind: str, batch_size: int, deletes: list[str]) -> Iterator[tuple[list[dict], int]]:
+    """The file's records in batches, each with the bytes of the file read so far."""
+    for batch, position, _ in _read_parts(path, kind, batch_size, batch_size, deletes):
+        yield batch, position
 
 
 def finish_batch(records: list[dict], rules: relevance.Rules | None) -> store_module.Encoded:
@@ -368,27 +389,30 @@ class _StorerState:
 
 
 class _Parsed:
-    """A parsed batch not sent yet, finished up to `done` (in `parts`)."""
+    """A parsed part of a batch not sent yet, finished up to `done` (in `parts`)."""
 
-    __slots__ = ("records", "position", "parts", "done")
+    __slots__ = ("records", "position", "ends_batch", "parts", "done")
 
-    def __init__(self, records: list[dict], position: int):
+    def __init__(self, records: list[dict], position: int, ends_batch: bool):
         self.records = records
         self.position = position
+        self.ends_batch = ends_batch
         self.parts: list[store_module.Encoded] = []
         self.done = 0
 
 
 def _child_main(path: Path, kind: str, batch_size: int, rules, sender, storer, receiver=None) -> None:
-    """In the parsing process: send ("batch", finished part, raw rest, position) messages,
-    then ("deleted", pmids) and ("done",), or ("error", message) after the batches before it.
+    """In the parsing process: send ("parts", [(finished, raw rest, position, ends batch),
+    ...]) messages, then ("deleted", pmids) and ("done",), or ("error", message) after the
+    parts before it.
 
-    Grading, topic fit and encoding (`finish_batch`) go to whichever process has time. A
-    parsed batch goes out, the rest of it raw for the storing process to finish, as soon as
-    that process waits. While it is busy this one parses one batch ahead, and only with a
-    batch in hand and the next one parsed does it finish the older one, a chunk at a time.
-    So parsing never waits for finishing, and the two cores share the pure work whatever the
-    records are like: modern ones leave parsing the larger half, short 1970s ones storing.
+    Grading, topic fit and encoding (`finish_batch`) go to whichever process has time. The
+    records go out in parts of FINISH_CHUNK, raw for the storing process to finish, as soon as
+    that process waits, so it starts on the first hundred records instead of the first batch.
+    While it is busy this one parses up to a batch ahead, and only then finishes the oldest
+    part before sending it. So parsing never waits for finishing, and the two cores share
+    the pure work whatever the records are like: modern ones leave parsing the larger half,
+    short 1970s ones storing.
     """
     if receiver is not None:
         # The fork copied the storing process's end of the pipe: with it open here, a send
@@ -397,18 +421,24 @@ def _child_main(path: Path, kind: str, batch_size: int, rules, sender, storer, r
     deletes: list[str] = []
     pending: deque[_Parsed] = deque()
     sent = 0
+    part_size = min(FINISH_CHUNK, batch_size)
+    ahead = -(-batch_size // part_size)  # parts in a batch
 
     def ship(keep: int) -> None:
-        """Send or finish the oldest batches until at most `keep` are left and the storer is busy."""
+        """Hand every parsed part to a waiting storer; while it is busy and more than `keep`
+        parts are in hand, finish them, oldest first, and send them when all are finished."""
         nonlocal sent
         while pending and (len(pending) > keep or storer.waiting(sent)):
-            batch = pending[0]
-            if batch.done < len(batch.records) and not storer.waiting(sent):
-                batch.parts.append(finish_batch(batch.records[batch.done:batch.done + FINISH_CHUNK], rules))
-                batch.done += FINISH_CHUNK
+            unfinished = next((p for p in pending if p.done < len(p.records)), None)
+            if unfinished is not None and not storer.waiting(sent):
+                chunk = unfinished.records[unfinished.done:unfinished.done + part_size]
+                unfinished.parts.append(finish_batch(chunk, rules))
+                unfinished.done += part_size
                 continue
-            pending.popleft()
-            sender.send(("batch", _joined(batch.parts), batch.records[batch.done:], batch.position))
+            sender.send(("parts", [
+                (_joined(p.parts), p.records[p.done:], p.position, p.ends_batch) for p in pending
+            ]))
+            pending.clear()
             sent += 1
 
     # Parsed records hold no reference cycles, so the cyclic collector only costs time here
@@ -417,11 +447,11 @@ def _child_main(path: Path, kind: str, batch_size: int, rules, sender, storer, r
     try:
         error = None
         try:
-            for records, position in _read_batches(path, kind, batch_size, deletes):
-                pending.append(_Parsed(records, position))
-                ship(keep=1)
+            for records, position, ends_batch in _read_parts(path, kind, batch_size, part_size, deletes):
+                pending.append(_Parsed(records, position, ends_batch))
+                ship(keep=ahead)
         except (EvidenceError, OSError, EOFError) as exc:
-            # The batches parsed before the fault are stored first, as in one process.
+            # The parts parsed before the fault are sent first, as one process would store them.
             error = str(exc) if isinstance(exc, EvidenceError) else f"{path}: cannot read it ({exc})."
         ship(keep=0)
         if error:
@@ -469,6 +499,7 @@ def _read_batches_in_child(
     )
     child.start()
     sender.close()
+    parts: list[store_module.Encoded] = []  # of the batch being received
     try:
         while True:
             storer.begin_wait()
@@ -478,11 +509,15 @@ def _read_batches_in_child(
                 raise ParseError(f"{path}: the parsing process stopped unexpectedly.") from None
             finally:
                 storer.end_wait()
-            if message[0] == "batch":
-                _, finished, rest, position = message
-                if rest:
-                    finished = _joined([finished, finish_batch(rest, rules)])
-                yield finished, len(finished.rows), position
+            if message[0] == "parts":
+                for finished, rest, position, ends_batch in message[1]:
+                    parts.append(finished)
+                    if rest:
+                        parts.append(finish_batch(rest, rules))
+                    if ends_batch:
+                        batch = _joined(parts)
+                        parts = []
+                        yield batch, len(batch.rows), position
             elif message[0] == "deleted":
                 deletes.extend(message[1])
             elif message[0] == "error":
