@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import io
 import random
 import re
 import sqlite3
@@ -319,3 +320,30 @@ def test_parser_text_rule_on_random_whitespace():
         leaf = ET.Element("x")
         leaf.text = raw
         assert pubmed._text(leaf) == (pubmed._WS.sub(" ", raw).strip() or None), repr(raw)
+
+
+@pytest.mark.parametrize("chunk", [997, 65536])
+def test_parser_yields_every_whole_record_before_a_cut(monkeypatch, chunk):
+    """iter_pubmed asks the XML parser for almost no events (an end tag's event only near
+    each chunk's end), yet a file cut anywhere yields exactly the records whose end tag came
+    before the cut, then the error: as with an event for every element."""
+    monkeypatch.setattr(pubmed, "_CHUNK", chunk)
+    articles = [a for a in real_articles() if b"<PubmedBookArticle" not in a]
+    data = EFETCH_HEAD + b"\n".join(articles) + b"\n" + EFETCH_TAIL
+    end = b"</PubmedArticle>"
+    cuts = set(range(len(EFETCH_HEAD) + 1, len(data), 7919))
+    ends = list(re.finditer(re.escape(end), data))
+    for found in ends[::4]:
+        # Just before, inside, at and just after an end tag, and into the next start tag.
+        cuts |= {found.start() - 1, found.start() + 5, found.end(), found.end() + 3, found.end() + 9}
+    # Into the root's end tag: "</PubmedArticle>\n</Pub".
+    cuts |= set(range(ends[-1].end(), len(data)))
+    for cut in sorted(cuts):
+        got = []
+        with pytest.raises(pubmed.ParseError):
+            for record in pubmed.iter_pubmed(io.BytesIO(data[:cut]), "cut"):
+                got.append(record["pmid"])
+        whole = data[:cut].count(end)
+        assert len(got) == whole, (cut, len(got), whole)
+    everything = [r["pmid"] for r in pubmed.iter_pubmed(io.BytesIO(data), "whole")]
+    assert len(everything) == data.count(end) > 50
