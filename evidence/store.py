@@ -447,7 +447,7 @@ class Store:
                     touched.append((stamp, source, pmid))
                 existing[pmid] = row[-1]  # a PMID twice in one batch counts once
             if bulk_index and new:
-                self._upsert_indexing_new_rows(changed)
+                self._upsert_indexing_new_rows(changed, new)
             else:
                 self.conn.executemany(_UPSERT, changed)
             self.conn.executemany(
@@ -459,7 +459,7 @@ class Store:
                     self._save_fit(condition, [f for f in fits if f[0] not in deleted], fit_rules)
         return new, updated
 
-    def _upsert_indexing_new_rows(self, changed: list[tuple]) -> None:
+    def _upsert_indexing_new_rows(self, changed: list[tuple], new: int) -> None:
         """Upsert rows with the insert trigger off, then index the new ones in one statement.
 
         Inside the caller's transaction: the trigger is dropped and created again from its
@@ -481,11 +481,17 @@ class Store:
         self.conn.execute("DROP TRIGGER records_ai")
         self.conn.executemany(_UPSERT, once.values())
         # New rows take rowids above the largest one, in order: FTS5 wants ascending rowids.
-        self.conn.execute(
+        indexed = self.conn.execute(
             "INSERT INTO records_fts (rowid, title, abstract) "
             "SELECT rowid, title, abstract FROM records WHERE rowid > ? ORDER BY rowid",
             [before],
-        )
+        ).rowcount
+        if indexed != new:
+            # SQLite picks rowids at random only once the largest possible one is taken.
+            raise StoreError(
+                f"{self.path}: {new} new records but {indexed} indexed for search; nothing of "
+                "this batch was saved. Run 'evidence doctor' and report this."
+            )
         self.conn.execute(trigger)
 
     def _insert_trigger_sql(self) -> str | None:
