@@ -9,11 +9,13 @@ from __future__ import annotations
 import gc
 import gzip
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from evidence import grading, pubmed, relevance
+from evidence import store as store_module
 from evidence.config import REFRESH_AFTER_DAYS
 from evidence.errors import EvidenceError, ParseError, StoreError
 from evidence.queries import Condition
@@ -67,6 +69,21 @@ def grade_records(records: Iterable[dict], rules: relevance.Rules | None = None)
     if rules is None:
         return [{**record, **grading.grade(record)} for record in records]
     return [{**record, **grading.grade(record), **relevance.fit(record, rules)} for record in records]
+
+
+def _parse_efetch(data: bytes) -> list[dict]:
+    """`pubmed.parse_efetch` with the cyclic collector paused.
+
+    Parsed records hold no reference cycles, and the collector would walk the growing tree
+    again and again (~0.5 s per 20,000 records); reference counting still frees everything.
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return pubmed.parse_efetch(data)
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def refresh_fit(store, condition: Condition) -> tuple[dict[str, dict], bool]:
@@ -177,7 +194,7 @@ def fetch_condition(
         if progress:
             progress("fetch", 0, len(wanted))
         kwargs = {"batch_size": batch_size} if batch_size else {}
-        for batch, records in client.fetch_batches(wanted, parse=pubmed.parse_efetch, **kwargs):
+        for batch, records in client.fetch_batches(wanted, parse=_parse_efetch, **kwargs):
             asked = set(batch)
             records = [r for r in records if r["pmid"] in asked]
             new, updated = store.save_records(
@@ -238,7 +255,7 @@ def recheck(store, client, condition: Condition, pmids: list[str]) -> dict:
     fetched: set[str] = set()
     updated = 0
     try:
-        for batch, records in client.fetch_batches(pmids, batch_size=EFETCH_RECHECK, parse=pubmed.parse_efetch):
+        for batch, records in client.fetch_batches(pmids, batch_size=EFETCH_RECHECK, parse=_parse_efetch):
             records = [r for r in records if r["pmid"] in set(batch)]
             fetched.update(r["pmid"] for r in records)
             _, changed = store.save_records(
@@ -310,13 +327,16 @@ def _batches(items: Iterator[dict], size: int) -> Iterator[list[dict]]:
 
 
 # Files smaller than this import in one process: starting a parsing process costs more than
-# it saves. Above it, parsing and grading run in a child process while this one stores,
-# which uses both cores of a typical laptop.
+# it saves. Above it, a child process parses while this one stores, which uses both cores of
+# a typical laptop.
 PARALLEL_MIN_BYTES = 4_000_000
 
 
-def _read_batches(path: Path, kind: str, batch_size: int, deletes: list[str]) -> Iterator[tuple[list[dict], int]]:
-    """The file's records in batches, each with the bytes of the file read so far."""
+def _read_parts(
+    path: Path, kind: str, batch_size: int, part_size: int, deletes: list[str]
+) -> Iterator[tuple[list[dict], int, bool]]:
+    """The file's records in parts of at most `part_size` that never straddle a batch of
+    `batch_size`, each with the bytes of the file read so far and whether it ends a batch."""
     if kind == "xml":
         stream = pubmed.open_pubmed_file(path)
         raw = getattr(stream, "fileobj", None) or stream
@@ -328,26 +348,137 @@ def _read_batches(path: Path, kind: str, batch_size: int, deletes: list[str]) ->
         stream = open(path, encoding="utf-8-sig", errors="replace")
         raw = stream
         records = medline.iter_medline(stream, str(path))
+
+    def position() -> int:
+        try:
+            return raw.tell()
+        except (OSError, ValueError):
+            return 0
+
     with stream:
-        for batch in _batches(records, batch_size):
-            try:
-                position = raw.tell()
-            except (OSError, ValueError):
-                position = 0
-            yield batch, position
+        part: list[dict] = []
+        in_batch = 0
+        for record in records:
+            part.append(record)
+            in_batch += 1
+            if in_batch == batch_size or len(part) == part_size:
+                yield part, position(), in_batch == batch_size
+                in_batch %= batch_size
+                part = []
+        if part or in_batch:
+            yield part, position(), True  # (an empty part only closes the last batch)
 
 
-def _child_main(path: Path, kind: str, batch_size: int, sender) -> None:
-    """In the parsing process: send ("batch", records, position) messages, then the deletions."""
+def _read_batches(path: Path, kind: str, batch_size: int, deletes: list[str]) -> Iterator[tuple[list[dict], int]]:
+    """The file's records in batches, each with the bytes of the file read so far."""
+    for batch, position, _ in _read_parts(path, kind, batch_size, batch_size, deletes):
+        yield batch, position
+
+
+def finish_batch(records: list[dict], rules: relevance.Rules | None) -> store_module.Encoded:
+    """Grade a batch, give it its topic fit, and encode it as rows: the pure half of storing."""
+    return store_module.encode_records(grade_records(records, rules))
+
+
+# Records finished at a time in the parsing process between looks at whether the storing
+# process waits: small enough that it never waits long, large enough to cost nothing.
+FINISH_CHUNK = 100
+
+
+class _StorerState:
+    """What the parsing process knows of the storing one: whether it waits for a batch.
+
+    Two numbers in shared memory, no lock: a flag the storing process sets while it waits
+    in recv(), and how many messages it has received. Waiting counts only once every batch
+    sent has arrived, or a batch still in the pipe would look like an idle storer.
+    """
+
+    def __init__(self, context):
+        self._waits = context.Value("b", 0, lock=False)
+        self._received = context.Value("q", 0, lock=False)
+
+    def waiting(self, sent: int) -> bool:
+        return bool(self._waits.value) and self._received.value == sent
+
+    def begin_wait(self) -> None:
+        self._waits.value = 1
+
+    def end_wait(self) -> None:
+        self._waits.value = 0
+        self._received.value += 1
+
+
+class _Parsed:
+    """A parsed part of a batch not sent yet, finished up to `done` (in `parts`)."""
+
+    __slots__ = ("records", "position", "ends_batch", "parts", "done")
+
+    def __init__(self, records: list[dict], position: int, ends_batch: bool):
+        self.records = records
+        self.position = position
+        self.ends_batch = ends_batch
+        self.parts: list[store_module.Encoded] = []
+        self.done = 0
+
+
+def _child_main(path: Path, kind: str, batch_size: int, rules, sender, storer, receiver=None) -> None:
+    """In the parsing process: send ("parts", [(finished, raw rest, position, ends batch),
+    ...]) messages, then ("deleted", pmids) and ("done",), or ("error", message) after the
+    parts before it.
+
+    Grading, topic fit and encoding (`finish_batch`) go to whichever process has time. The
+    records go out in parts of FINISH_CHUNK, raw for the storing process to finish, as soon as
+    that process waits, so it starts on the first hundred records instead of the first batch.
+    While it is busy this one parses up to a batch ahead, and only then finishes the oldest
+    part before sending it. So parsing never waits for finishing, and the two cores share
+    the pure work whatever the records are like: modern ones leave parsing the larger half,
+    short 1970s ones storing.
+    """
+    if receiver is not None:
+        # The fork copied the storing process's end of the pipe: with it open here, a send
+        # after that process died would wait forever instead of failing.
+        receiver.close()
     deletes: list[str] = []
+    pending: deque[_Parsed] = deque()
+    sent = 0
+    part_size = min(FINISH_CHUNK, batch_size)
+    ahead = -(-batch_size // part_size)  # parts in a batch
+
+    def ship(keep: int) -> None:
+        """Hand every parsed part to a waiting storer; while it is busy and more than `keep`
+        parts are in hand, finish them, oldest first, and send them when all are finished."""
+        nonlocal sent
+        while pending and (len(pending) > keep or storer.waiting(sent)):
+            unfinished = next((p for p in pending if p.done < len(p.records)), None)
+            if unfinished is not None and not storer.waiting(sent):
+                chunk = unfinished.records[unfinished.done:unfinished.done + part_size]
+                unfinished.parts.append(finish_batch(chunk, rules))
+                unfinished.done += part_size
+                continue
+            sender.send(("parts", [
+                (_joined(p.parts), p.records[p.done:], p.position, p.ends_batch) for p in pending
+            ]))
+            pending.clear()
+            sent += 1
+
     # Parsed records hold no reference cycles, so the cyclic collector only costs time here
     # (~40 us a record, a quarter of parsing); reference counting still frees everything.
     gc.disable()
     try:
-        for batch, position in _read_batches(path, kind, batch_size, deletes):
-            sender.send(("batch", batch, position))
-        sender.send(("deleted", deletes))
-        sender.send(("done",))
+        error = None
+        try:
+            for records, position, ends_batch in _read_parts(path, kind, batch_size, part_size, deletes):
+                pending.append(_Parsed(records, position, ends_batch))
+                ship(keep=ahead)
+        except (EvidenceError, OSError, EOFError) as exc:
+            # The parts parsed before the fault are sent first, as one process would store them.
+            error = str(exc) if isinstance(exc, EvidenceError) else f"{path}: cannot read it ({exc})."
+        ship(keep=0)
+        if error:
+            sender.send(("error", error))
+        else:
+            sender.send(("deleted", deletes))
+            sender.send(("done",))
     except KeyboardInterrupt:
         pass  # the parent reports the interruption
     except (EvidenceError, OSError, EOFError) as exc:
@@ -360,27 +491,53 @@ def _child_main(path: Path, kind: str, batch_size: int, sender) -> None:
         sender.close()
 
 
-def _read_batches_in_child(path: Path, kind: str, batch_size: int, deletes: list[str]) -> Iterator[tuple[list[dict], int]]:
-    """Like `_read_batches`, with parsing and grading in a child process.
+def _joined(parts: list[store_module.Encoded]) -> store_module.Encoded:
+    rows: list[tuple] = []
+    fits: list[tuple] = []
+    for part in parts:
+        rows += part.rows
+        fits += part.fits
+    return store_module.Encoded(rows, fits)
 
-    The pipe's buffer holds about one batch, so the child waits while this process stores:
-    memory stays bounded. If this process dies, the child's next send fails and it exits.
+
+def _read_batches_in_child(
+    path: Path, kind: str, batch_size: int, deletes: list[str], rules: relevance.Rules | None
+) -> Iterator[tuple[store_module.Encoded, int, int]]:
+    """(encoded batch, records in it, bytes read) from a child process that parses.
+
+    The pipe holds little more than one message, so the child waits while this process
+    stores: memory stays bounded. If this process dies, the child's next send fails and it
+    exits.
     """
     import multiprocessing
 
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_child_main, args=(path, kind, batch_size, sender), daemon=True)
+    storer = _StorerState(context)
+    child = context.Process(
+        target=_child_main, args=(path, kind, batch_size, rules, sender, storer, receiver), daemon=True
+    )
     child.start()
     sender.close()
+    parts: list[store_module.Encoded] = []  # of the batch being received
     try:
         while True:
+            storer.begin_wait()
             try:
                 message = receiver.recv()
             except EOFError:
                 raise ParseError(f"{path}: the parsing process stopped unexpectedly.") from None
-            if message[0] == "batch":
-                yield message[1], message[2]
+            finally:
+                storer.end_wait()
+            if message[0] == "parts":
+                for finished, rest, position, ends_batch in message[1]:
+                    parts.append(finished)
+                    if rest:
+                        parts.append(finish_batch(rest, rules))
+                    if ends_batch:
+                        batch = _joined(parts)
+                        parts = []
+                        yield batch, len(batch.rows), position
             elif message[0] == "deleted":
                 deletes.extend(message[1])
             elif message[0] == "error":
@@ -392,6 +549,14 @@ def _read_batches_in_child(path: Path, kind: str, batch_size: int, deletes: list
         if child.is_alive():
             child.terminate()
         child.join(5)
+
+
+def _read_batches_here(
+    path: Path, kind: str, batch_size: int, deletes: list[str], rules: relevance.Rules | None
+) -> Iterator[tuple[list[dict], int, int]]:
+    """(graded records, records in it, bytes read), all in this process."""
+    for batch, position in _read_batches(path, kind, batch_size, deletes):
+        yield grade_records(batch, rules), len(batch), position
 
 
 def _parallel_ok(path: Path, kind: str) -> bool:
@@ -438,20 +603,23 @@ def import_file(
     deletes: list[str] = []
     if parallel is None:
         parallel = _parallel_ok(path, kind)
-    reader = _read_batches_in_child if parallel else _read_batches
+    # Two processes: the child parses, grading and encoding go to whichever one has time,
+    # and this one writes each batch with its new records indexed in one statement. In one
+    # process: each batch graded, then saved row by row, as a fetch saves.
+    reader = _read_batches_in_child if parallel else _read_batches_here
+    save = store.save_encoded if parallel else store.save_records
+    extra = {"bulk_index": True} if parallel else {}
     # As in the parsing process: records hold no cycles, and the collector would walk every
     # live batch again and again (measured: a fifth of a baseline import's time).
     collecting = gc.isenabled()
     gc.disable()
     try:
-        for batch, position in reader(path, kind, batch_size, deletes):
-            # Grading here, not in the parsing process, balances the two: parsing is the
-            # larger half of the work.
-            new, updated = store.save_records(
-                grade_records(batch, rules), source=f"import:{path.name}", condition=slug,
-                run_id=run_id, fit_rules=rules.key if rules else None,
+        for batch, count, position in reader(path, kind, batch_size, deletes, rules):
+            new, updated = save(
+                batch, source=f"import:{path.name}", condition=slug, run_id=run_id,
+                fit_rules=rules.key if rules else None, **extra,
             )
-            summary.found += len(batch)
+            summary.found += count
             summary.new += new
             summary.updated += updated
             store.update_run(run_id, hits=summary.found, new=summary.new, updated=summary.updated)

@@ -181,17 +181,99 @@ def iter_pubmed(
     all-or-nothing (one efetch batch) collects first, as `parse_efetch` does.
     """
     head, root_tag = _read_prolog(stream, source)
+    if root_tag != ROOT_TAG:
+        _refuse_wrong_root(head, stream, source, root_tag)
     parser = ET.XMLParser(target=ET.TreeBuilder())
-    # An article holds ~100 elements. Only the root's "start" matters (to clear what is done
-    # with), so after it the parser reports "end" alone: half the events. This is
-    # XMLParser._setevents, private but exactly what XMLPullParser and iterparse call; events
-    # land straight in a list, without read_events' per-event generator step. Measured on
-    # 10,000 baseline records: ~145 µs per record, against ~170 through XMLPullParser.
+    # Events cost a tuple and a Python loop step per element (~200 in a modern article; 8% of
+    # parsing), so the parser reports almost none: "start" and "end" in the head (to find the
+    # root), then "end" only in the last bit of each chunk. Every child of the root but the
+    # last is whole (a later one has begun); the last is whole if its end came in that bit.
+    # So every whole record is yielded before an error, as with an event per element. This
+    # is XMLParser._setevents, private but exactly what XMLPullParser and iterparse call.
+    # NCBI's <ERROR> is looked for where NCBI puts it: as the root, or right under it.
+    events: list[tuple[str, ET.Element]] = []
+    parser._setevents(events, ("start", "end"))  # the head: find the root
+    root = None
+    counts = {"PubmedArticle": 0, "DeleteCitation": 0, "PubmedBookArticle": 0}
+    fed = 0
+    # Bounds on any single text, markup run and article, checked on the bytes before the
+    # parser holds them (a hostile file must be refused under the memory the README promises).
+    guard = _SizeGuard(source)
+    for chunk in chain((head,), _chunks(stream, source)):
+        fed += len(chunk)
+        guard.check(chunk)
+        try:
+            if root is None:
+                parser.feed(chunk)
+                root = events[0][1]
+            else:
+                events.clear()
+                # Up to the chunk's last end tags without events, the rest with them. The
+                # last "</" may be a tag cut off by the chunk's end: start at the one before.
+                last = chunk.rfind(b"</")
+                cut = chunk.rfind(b"</", 0, last) if last > 0 else -1
+                if cut > 0:
+                    parser._setevents(events, ())
+                    parser.feed(chunk[:cut])
+                parser._setevents(events, ("end",))
+                parser.feed(chunk[max(cut, 0):])
+        except ET.ParseError as err:
+            raise _xml_error(source, err) from None
+        whole = len(root) - 1
+        if whole >= 0 and any(event == "end" and elem is root[-1] for event, elem in events):
+            whole += 1
+        if whole > 0:
+            guard.article_ended()  # an article (or another child of the root) ended here
+            finished = root[:whole]
+            del root[:whole]  # and whatever else sits under the root: a file of millions of
+            # unknown elements must not fill memory
+            yield from _top_level(finished, counts, source, on_delete)
+        if not any(counts.values()) and fed > _EMPTY_LIMIT:
+            raise ParseError(
+                f"{source}: {fed // 1_000_000} MB read and no PubmedArticle in it; "
+                "is it a PubMed XML file? Nothing was imported from it."
+            )
+    try:
+        parser.close()
+    except ET.ParseError as err:
+        raise _xml_error(source, err, at_end=True) from None
+    yield from _top_level(list(root), counts, source, on_delete)
+    if counts["PubmedBookArticle"]:
+        log.warning(
+            "%s: skipped %d PubmedBookArticle record(s): books are not parsed.",
+            source, counts["PubmedBookArticle"],
+        )
+
+
+def _top_level(elements: list[ET.Element], counts: dict, source: str, on_delete) -> Iterator[dict]:
+    """Records from whole children of the root; deletions to `on_delete`; NCBI's errors raised."""
+    for elem in elements:
+        tag = elem.tag
+        if tag == "PubmedArticle":
+            try:
+                record = parse_article(elem)
+            except ParseError as err:
+                raise ParseError(f"{source}: {err}") from None
+            counts[tag] += 1
+            yield record
+        elif tag == "DeleteCitation":
+            counts[tag] += 1
+            if on_delete is not None:
+                on_delete([p for p in (_text(e) for e in elem.iter("PMID")) if p])
+        elif tag == "PubmedBookArticle":
+            counts[tag] += 1
+        elif tag == "ERROR" and _text(elem):
+            # An empty <ERROR/> (espell sends one) reports nothing.
+            raise ParseError(f"{source}: NCBI answered with an error instead of records: {_text(elem)}")
+
+
+def _refuse_wrong_root(head: bytes, stream: BinaryIO, source: str, root_tag: str) -> None:
+    """Raise for a document whose root is not PubmedArticleSet, quoting NCBI's <ERROR> if it
+    sent one (as the root or anywhere in the first MB)."""
+    parser = ET.XMLParser(target=ET.TreeBuilder())
     events: list[tuple[str, ET.Element]] = []
     parser._setevents(events, ("start", "end"))
     root = None
-    wrong_root = root_tag != ROOT_TAG
-    books = found = deleted = 0
     fed = 0
     guard = _SizeGuard(source)
     for chunk in chain((head,), _chunks(stream, source)):
@@ -208,57 +290,17 @@ def iter_pubmed(
                     root = elem
                     parser._setevents(events, ("end",))
                 continue
-            tag = elem.tag
-            if tag not in _TOP_LEVEL_TAGS:
-                # Nearly every event is a field inside an article: skip it with one test.
-                continue
-            if tag == "ERROR" and _text(elem):
+            if elem.tag == "ERROR" and _text(elem):
                 # An empty <ERROR/> (espell sends one) reports nothing.
                 raise ParseError(
                     f"{source}: NCBI answered with an error instead of records: {_text(elem)}"
                 )
-            if wrong_root:
-                continue
-            if tag == "PubmedArticle":
-                try:
-                    record = parse_article(elem)
-                except ParseError as err:
-                    raise ParseError(f"{source}: {err}") from None
-                found += 1
-                yield record
-            elif tag == "DeleteCitation":
-                deleted += 1
-                if on_delete is not None:
-                    on_delete([p for p in (_text(e) for e in elem.iter("PMID")) if p])
-            elif tag == "PubmedBookArticle":
-                books += 1
-            else:
-                continue
-            # The builder may already hold the next article under root; it keeps its own
-            # reference, so clearing root only drops what we have finished with.
-            elem.clear()
-            root.clear()
-            guard.article_ended()
         if root is not None and len(root):
-            # Whatever else sits under the root (unknown elements) is finished too: drop it,
-            # or a file of millions of them would fill memory. An element still being built
-            # stays reachable through the builder.
+            # An element still being built stays reachable through the builder.
             root.clear()
-        if wrong_root and fed > _WRONG_ROOT_LIMIT:
+        if fed > _WRONG_ROOT_LIMIT:
             break
-        if not (found or deleted or books) and fed > _EMPTY_LIMIT:
-            raise ParseError(
-                f"{source}: {fed // 1_000_000} MB read and no PubmedArticle in it; "
-                "is it a PubMed XML file? Nothing was imported from it."
-            )
-    if wrong_root:
-        raise _wrong_root_error(source, root_tag)
-    try:
-        parser.close()
-    except ET.ParseError as err:
-        raise _xml_error(source, err, at_end=True) from None
-    if books:
-        log.warning("%s: skipped %d PubmedBookArticle record(s): books are not parsed.", source, books)
+    raise _wrong_root_error(source, root_tag)
 
 
 def _chunks(stream: BinaryIO, source: str) -> Iterator[bytes]:
@@ -560,13 +602,23 @@ def _fold(raw: str | None) -> str | None:
     """Collapse layout whitespace to single spaces and strip; None for nothing left."""
     if not raw:
         return None
-    # _WS tries a match at every character (~47 µs on a 1,500-character abstract); split and
-    # join give the same result in C unless the text holds whitespace other than space, tab,
-    # CR or LF (a lone no-break space stays with _WS but would become a space). Printable
-    # ASCII holds no whitespace but spaces, so it skips even that check.
-    if (raw.isascii() and raw.isprintable()) or _ODD_SPACE.search(raw) is None:
+    # The rule is _WS's; these paths give its result without its regex, which tries a match
+    # at every character (~47 µs on a 1,500-character abstract). No printable character but
+    # " " is whitespace, so a printable text needs at most split and join, and most texts
+    # (names, dates, ids) not even that.
+    if raw.isprintable():
+        if "  " not in raw and raw[0] != " " and raw[-1] != " ":
+            return raw
         return " ".join(raw.split()) or None
-    return _WS.sub(" ", raw).strip() or None
+    if _ODD_SPACE.search(raw) is None:
+        # Layout whitespace only: split and join collapse it exactly as _WS does.
+        return " ".join(raw.split()) or None
+    # A no-break or thin space: the pieces between layout characters, each stripped of the
+    # odd spaces next to layout (those belong to the run), joined by one space.
+    for layout in "\t\n\r":
+        if layout in raw:
+            raw = raw.replace(layout, " ")
+    return " ".join(filter(None, map(str.strip, raw.split(" ")))) or None
 
 
 # ---------------------------------------------------------------- markup that carries meaning

