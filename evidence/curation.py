@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from evidence import __version__, pipeline, relevance
+from evidence import __version__, fits, relevance
 from evidence.config import REFRESH_AFTER_DAYS
 from evidence.queries import Condition
 
@@ -81,7 +81,7 @@ def ranked_records(store, condition: Condition, **filters) -> list[dict]:
     are those of `Store.condition_records` (level, since, include_retracted, limit, fit, sort,
     first_run, columns).
     """
-    computed, saved = pipeline.refresh_fit(store, condition)
+    computed, saved = fits.refresh_fit(store, condition)
     if not saved:
         # Read-only: apply the fresh fits, then filter, rank and cut here instead of in SQL.
         wanted_fits = set(filters.pop("fit", None) or relevance.FITS)
@@ -282,7 +282,7 @@ def screening_overview(store, conditions: Iterable[Condition]) -> dict[str, dict
     for condition in conditions:
         if condition.slug not in summary:
             continue
-        computed, saved = pipeline.refresh_fit(store, condition)
+        computed, saved = fits.refresh_fit(store, condition)
         if computed and saved:
             saved_any = True
         elif computed:  # a read-only database: count the fits as computed for this answer

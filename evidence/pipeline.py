@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from evidence import grading, pubmed, relevance
+from evidence import fits, grading, pubmed, relevance
 from evidence import store as store_module
 from evidence.config import REFRESH_AFTER_DAYS
-from evidence.errors import EvidenceError, ParseError, StoreError
+from evidence.errors import EvidenceError, ParseError
 from evidence.queries import Condition
 
 # Records per transaction on import: large enough that commits cost little (STYLE.md point 7
@@ -86,39 +86,6 @@ def _parse_efetch(data: bytes) -> list[dict]:
     finally:
         if collecting:
             gc.enable()
-
-
-def refresh_fit(store, condition: Condition) -> tuple[dict[str, dict], bool]:
-    """Compute the topic fit of a condition's records where it is missing or stale.
-
-    Stale: computed before the condition's words or the record's text changed. Returns the
-    fits computed, by PMID, and whether they were stored: a read-only database cannot keep
-    them, and its reader applies them to what it shows.
-    """
-    rules = relevance.rules_for(condition)
-    computed = {}
-    rows = []
-    for record in store.stale_fit(condition.slug, rules.key):
-        result = relevance.fit(record, rules)
-        computed[record["pmid"]] = result
-        rows.append((record["pmid"], result["fit"], result["fit_rank"], result["fit_reason"], record["content_hash"]))
-    if rows:
-        try:
-            store.save_fit(condition.slug, rows, rules.key)
-        except StoreError:
-            return computed, False
-    return computed, True
-
-
-def new_on_topic(store, condition: Condition, run_id: int) -> list[dict]:
-    """The on-topic records a run linked to the condition for the first time, best first."""
-    rows = store.condition_records(
-        condition.slug, fit=relevance.ON_TOPIC, first_run=run_id,
-        columns="r.pmid, r.title, r.year, r.level, r.level_label",
-    )
-    return [
-        {k: r.get(k) for k in ("pmid", "title", "year", "fit", "level_label")} for r in rows
-    ]
 
 
 def refresh_superseded(store) -> int:
@@ -218,8 +185,8 @@ def fetch_condition(
                 progress("fetch", done, len(wanted))
         refresh_superseded(store)
         # Records already cached and newly linked were not refetched: give them a fit too.
-        refresh_fit(store, condition)
-        summary.new_on_topic = new_on_topic(store, condition, run_id)
+        fits.refresh_fit(store, condition)
+        summary.new_on_topic = fits.new_on_topic(store, condition, run_id)
     except BaseException as exc:
         # Any way out but success (an error, Ctrl-C, a bug) is recorded, so `status` never
         # shows a dead run as "running". Recording may itself fail (a full disk): the
@@ -674,7 +641,7 @@ def import_file(
     summary.seconds = round(time.monotonic() - started, 2)
     refresh_superseded(store)
     if condition:
-        refresh_fit(store, condition)
-        summary.new_on_topic = new_on_topic(store, condition, run_id)
+        fits.refresh_fit(store, condition)
+        summary.new_on_topic = fits.new_on_topic(store, condition, run_id)
     store.finish_run(run_id, "ok", deleted=summary.deleted)
     return summary

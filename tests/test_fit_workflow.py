@@ -260,6 +260,7 @@ def test_a_schema_1_database_is_migrated_and_its_fits_computed(imported):
     path = imported.path
     conn = imported.conn
     conn.execute("DROP INDEX idx_condition_records_fit")
+    conn.execute("DROP INDEX idx_condition_records_rules")
     for column in ("fit", "fit_rank", "fit_reason", "fit_rules", "fit_content"):
         conn.execute(f"ALTER TABLE condition_records DROP COLUMN {column}")
     conn.execute("PRAGMA user_version = 1")

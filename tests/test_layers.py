@@ -25,13 +25,16 @@ ALLOWED = {
     "store": {"errors", "guards", "sqlite_utils", "sqlite3"},
     "grading": {"errors"},
     "relevance": {"errors", "queries"},
+    # Keeps stored fits current: relevance's rules over a store it is handed (no SQL here).
+    "fits": {"errors", "queries", "relevance"},
     "pipeline": {
         "errors", "guards", "config", "queries", "entrez", "pubmed", "medline", "store", "grading",
-        "relevance",
+        "relevance", "fits",
     },
     # Not in DESIGN.md's table: picks the studies to export and counts them (README, "Layers").
     "curation": {
-        "errors", "config", "queries", "store", "grading", "relevance", "pipeline", "__init__", "pandas",
+        "errors", "config", "queries", "store", "grading", "relevance", "fits", "pipeline", "__init__",
+        "pandas",
     },
     "export": {"errors", "grading", "jinja2", "weasyprint", "export", "__init__"},
     # `evidence review`: everything below cli, never sqlite3; the only HTTP-serving code.
