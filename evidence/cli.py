@@ -900,7 +900,7 @@ def note(pmid, text, db):
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True),
               help="File to write ('-' for stdout; default: SLUG.<suffix> in this folder).")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
-@click.option("--max", "max_records", default=10, show_default=True, type=COUNT,
+@click.option("--max", "max_records", default=8, show_default=True, type=COUNT,
               help="With no decisions: at most this many of the strongest studies.")
 @click.option("--recheck", is_flag=True,
               help="First refetch the chosen studies from PubMed (one request) and drop any newly retracted.")
@@ -966,6 +966,16 @@ def export(slug, fmt, output, force, max_records, recheck, email, db, queries_di
     _err(f"Wrote {target}: {_studies(counts['included'])} ({facts['selection']} selection) "
          f"of {_records(counts['found'])}, {counts['on_topic']:,} about massage for "
          f"this condition.")
+    _warn_long_pdf(data)
+
+
+def _warn_long_pdf(data) -> None:
+    from evidence.export.handout import PAGES_MAX
+
+    pages = getattr(data, "pages", 0)
+    if pages > PAGES_MAX:
+        _err(f"warning: the handout has {pages} pages, not {PAGES_MAX}: include fewer studies "
+             "(the default selection takes 8) for a sheet that prints on two.")
 
 
 

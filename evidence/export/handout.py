@@ -52,10 +52,11 @@ FLAG_NOTES = {
     "withdrawn": "Withdrawn from PubMed.",
 }
 # Plain words for a study that is not squarely about massage for the condition.
+# Short: they sit in the narrow type-of-study column, and a longer one adds a line to its row.
 FIT_NOTES = {
-    "partial": "Only partly about massage for this problem.",
-    "mention": "Mentions massage or this problem only in passing.",
-    "none": "Not about massage for this problem.",
+    "partial": "Partly on topic.",
+    "mention": "Only in passing.",
+    "none": "Not on this topic.",
 }
 # Singular and plural plain names for each provisional level, used when counting studies.
 KINDS = {
@@ -102,7 +103,7 @@ NEGATIVE = re.compile(
 )
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"“(\[]?[A-Z0-9])")
 # A table row quotes the conclusion's opening; the key message quotes it whole.
-TABLE_FINDING_CHARS = 240
+TABLE_FINDING_CHARS = 180
 KEY_QUOTE_CHARS = 420
 
 
@@ -344,10 +345,26 @@ def _study_row(r: dict) -> dict:
         "citation_parts": citation_parts(citation, title_of(r)),
         # A person's own note on the study (`evidence note`), shown as theirs.
         "note": clean(r.get("note")) or None,
+        "finding_ref": None,
         "free_full_text": bool(pmcid),
         "pubmed_url": f"https://pubmed.ncbi.nlm.nih.gov/{clean(r.get('pmid'))}/",
         "pmc_url": f"https://pmc.ncbi.nlm.nih.gov/articles/{pmcid}/" if pmcid else None,
     }
+
+
+def _without_repeats(rows: list[dict], messages: list[dict]) -> list[dict]:
+    """Rows whose quotation a key point already gives whole point to it instead.
+
+    The strongest study's conclusion is quoted in the key points and again in the table;
+    printed once, it leaves room for ten studies on two pages.
+    """
+    for number, message in enumerate(messages, start=1):
+        quote = message.get("quote") or ""
+        for row in rows:
+            if row["pmid"] == message.get("pmid") and row.get("finding") and row["finding"] in quote:
+                row["finding"] = None
+                row["finding_ref"] = f"Its authors' words are in key point {number} above."
+    return rows
 
 
 def _count_lines(context: dict) -> list[dict]:
@@ -769,7 +786,7 @@ def build_handout(records: list[dict], context: dict) -> dict:
         "no_finding": "The study has no line in its summary that says what it found.",
         "free_full_text": "Free full text",
         "note_label": "Note:",
-        "studies": [_study_row(r) for r in shown],
+        "studies": _without_repeats([_study_row(r) for r in shown], messages[:3]),
         "no_studies": "No studies to list.",
         "left_out_heading": "Left out",
         "left_out_intro": "We left out these studies. Do not use them as support.",
@@ -896,9 +913,17 @@ def render_markdown(records: list[dict], context: dict) -> str:
 # HTML) with its title shown in the window and its language set, so a screen reader reads
 # it as the page is laid out instead of guessing. WeasyPrint 61+ names it "pdf/ua-1".
 PDF_VARIANT = "pdf/ua-1"
+# The sheet a patient brings is one or two pages; the export says when it is longer.
+PAGES_MAX = 2
 
 
-def render_pdf(records: list[dict], context: dict) -> bytes:
+class PDF(bytes):
+    """A PDF's bytes, with its number of pages (`pages`)."""
+
+    pages: int = 0
+
+
+def render_pdf(records: list[dict], context: dict) -> PDF:
     """The handout as a tagged (PDF/UA-1) US Letter PDF, drawn from the HTML.
 
     WeasyPrint, because it prints the very HTML template the browser shows, with real CSS
@@ -918,9 +943,10 @@ def render_pdf(records: list[dict], context: dict) -> bytes:
     for logger in quiet:
         logger.setLevel(logging.ERROR)
     try:
-        return weasyprint.HTML(string=html, base_url=str(TEMPLATES)).write_pdf(
-            pdf_variant=PDF_VARIANT
-        )
+        document = weasyprint.HTML(string=html, base_url=str(TEMPLATES)).render(pdf_variant=PDF_VARIANT)
+        pdf = PDF(document.write_pdf(pdf_variant=PDF_VARIANT))
+        pdf.pages = len(document.pages)
+        return pdf
     finally:
         for logger, level in zip(quiet, levels):
             logger.setLevel(level)
