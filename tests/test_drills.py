@@ -413,6 +413,18 @@ def test_network_fault_recovers_or_fails_cleanly_then_resumes(tmp_path, mode):
 # -- drill 4: bad input --------------------------------------------------------------------
 
 
+def _finish(proc: subprocess.Popen, timeout: float) -> tuple[str, bool]:
+    """Wait for a drilled command: its stderr, and whether it hung past `timeout` (then killed)."""
+    try:
+        _, err = proc.communicate(timeout=timeout)
+        hung = False
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        hung = True
+    return err.decode("utf-8", "replace"), hung
+
+
 def _seed_db(work: Path, n: int = 3) -> Path:
     """A database holding n SYNTHETIC records linked to SLUG, made by `evidence import`.
 
@@ -1309,14 +1321,7 @@ def traceback_drill(work: Path, moments_ms: range = range(0, 55, 5), repeats: in
         env_q = {**env, "EVIDENCE_QUERIES": str(folder), "EVIDENCE_DRILL_PEAK": str(peak_file)}
         started = time.monotonic()
         proc = spawn(args, env_q)
-        try:
-            _, err = proc.communicate(timeout=30)
-            hung = False
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, err = proc.communicate()
-            hung = True
-        err = err.decode("utf-8", "replace")
+        err, hung = _finish(proc, 30)
         peak = json.loads(peak_file.read_text()) if peak_file.exists() else {"self_mb": float("nan"), "children_mb": 0}
         lines = error_lines(err)
         out["queries"][name] = {
@@ -1406,14 +1411,7 @@ def bomb_drill(work: Path, *, inflate: int, comment: int, abstract: int, title: 
         env["EVIDENCE_DRILL_PEAK"] = str(peak_file)
         started = time.monotonic()
         proc = spawn(["import", str(path)], env)
-        try:
-            _, err = proc.communicate(timeout=timeout)
-            hung = False
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, err = proc.communicate()
-            hung = True
-        err = err.decode("utf-8", "replace")
+        err, hung = _finish(proc, timeout)
         peaks = json.loads(peak_file.read_text()) if peak_file.exists() else {"self_mb": 0, "children_mb": 0}
         peak_mb = peaks["self_mb"] + peaks["children_mb"]
         lines = error_lines(err.replace("\r", "\n"))

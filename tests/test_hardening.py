@@ -25,6 +25,7 @@ from evidence import entrez, guards, store as store_module
 from evidence.entrez import Client
 from evidence.errors import DISTRIBUTION, EntrezError
 from tests.eutils_stub import EFETCH_HEAD, EFETCH_TAIL, EutilsStub, synthetic_articles
+from tests.test_entrez import FakeTime
 from tests.test_drills import (
     SLUG, TERM, _seed_db, assert_clean_failure, invoke, write_conditions,
 )
@@ -32,21 +33,6 @@ from tests.test_drills import (
 ROOT = Path(__file__).resolve().parent.parent
 EMAIL = "tests@example.org"
 KEY = "SYNTH+KEY/7f3a=9c2e 5b1d"  # a key with characters that every encoding spells differently
-
-
-class FakeTime:
-    """A clock that only moves when the client sleeps."""
-
-    def __init__(self):
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def _env(work: Path, db: Path | None = None, **extra) -> dict:
