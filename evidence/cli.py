@@ -900,7 +900,7 @@ def note(pmid, text, db):
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True),
               help="File to write ('-' for stdout; default: SLUG.<suffix> in this folder).")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
-@click.option("--max", "max_records", default=8, show_default=True, type=COUNT,
+@click.option("--max", "max_records", default=10, show_default=True, type=COUNT,
               help="With no decisions: at most this many of the strongest studies.")
 @click.option("--recheck", is_flag=True,
               help="First refetch the chosen studies from PubMed (one request) and drop any newly retracted.")

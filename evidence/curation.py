@@ -19,10 +19,10 @@ from evidence.queries import Condition
 # Flags that keep a study out of any export as support, whatever a person decided.
 NEVER_SUPPORT = {"retracted", "expression-of-concern", "superseded"}
 
-# Eight: with a condition's whole PubMed term, its codes, diary and words box, eight studies
-# with their citations and conclusions fit the two printed pages a patient brings (measured
-# for every shipped condition, tests/test_export_pdf.py); ten often run onto a third.
-DEFAULT_MAX = 8
+# Ten: with a condition's whole PubMed term, its codes, diary and words box, ten studies with
+# their citations, conclusions and notes fit the two printed pages a patient brings (measured
+# for every shipped condition, tests/test_export_pdf.py). The CLI's --max default matches it.
+DEFAULT_MAX = 10
 # Fewer direct studies than this, and the default selection also takes partial ones.
 MIN_ON_TOPIC = 3
 # Levels the rule may choose: reviews, randomized trials, controlled or observational studies.

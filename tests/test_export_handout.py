@@ -315,7 +315,7 @@ def test_no_caution_message_when_no_review_says_so():
 def test_default_selection_says_a_rule_picked_the_studies():
     model = build_handout(with_fit(real_records("34090550")), make_context(selection="default"))
     assert "A fixed rule chose it. No person has checked it yet." in model["key_messages"][0]["lead"]
-    assert "No person has picked" in model["doctor"]["selection"]
+    assert model["doctor"]["selection"] == "A fixed rule, not a person, chose these studies."
 
 
 def test_fewer_than_three_on_topic_studies_is_said_plainly_and_never_padded():

@@ -100,8 +100,8 @@ def test_pdftotext_reads_the_sheet_in_order(ten_pdf, tmp_path):
     flat = " ".join(text.split())
     sections = [
         "Key points", "The studies", "For the doctor", "Questions to ask",
-        "Who gives this care", "What a referral", "Your pain diary",
-        "0 = no pain 0 1 2 3 4 5 6 7 8 9 10 10 = worst pain", "Words on this sheet",
+        "Who gives this care", "What a referral", "Words on this sheet", "Codes for the referral:",
+        "Your pain diary", "0 = no pain 0 1 2 3 4 5 6 7 8 9 10 10 = worst pain",
         "This is a summary of research",
     ]
     at = [flat.find(s) for s in sections]
@@ -177,16 +177,16 @@ def test_pdf_leaves_out_a_retracted_study(mixed_pdf_text):
 
 # -- the real catalogue: a condition's whole PubMed term, its codes and its parts ----------
 
-# The conditions with the longest sheets: the most ICD-10-CM codes (knee, shoulder), the
-# longest pain terms, and other diaries.
-LONGEST_SHEETS = ("knee-osteoarthritis", "shoulder-pain", "low-back-pain", "constipation", "preterm-infants")
+def _every_condition():
+    from evidence import queries
+
+    return sorted(queries.load_conditions())
 
 
-@pytest.mark.parametrize("slug, extra", [
-    *((slug, {"fit": "partial"}) for slug in LONGEST_SHEETS),  # a fit note on every study
-    ("low-back-pain", {"fit": "direct", "note": "SYNTHETIC note: ask about the follow-up visit"}),
-])
-def test_the_default_eight_studies_fit_two_pages_with_a_real_condition_and_search(slug, extra):
+# Every shipped condition, at its longest: its whole PubMed term, its codes and parts, and ten
+# studies each only partly on topic (a fit note each) with a person's note on every one.
+@pytest.mark.parametrize("slug", _every_condition())
+def test_ten_studies_fit_two_pages_with_every_real_condition_and_search(slug):
     from evidence import curation, queries
 
     condition = queries.get_condition(slug)
@@ -198,16 +198,19 @@ def test_the_default_eight_studies_fit_two_pages_with_a_real_condition_and_searc
         def imports(self, _slug):
             return []
 
-    # Long cases the rule allows: every study only partly on topic (a note each), or a
-    # person's note on every one.
-    records = [{**r, **extra} for r in real_records(*TEN)[: curation.DEFAULT_MAX]]
-    counts = {"found": 400, "on_topic": 40, "included": 8, "excluded": 392}
+    extra = {"fit": "partial", "note": "SYNTHETIC note: ask about the follow-up visit"}
+    records = [{**r, **extra} for r in real_records(*TEN)]
+    assert len(records) == curation.DEFAULT_MAX == 10
+    counts = {"found": 400, "on_topic": 40, "included": 10, "excluded": 390}
     context = curation.export_context(LastFetch(), condition, {"counts": counts, "selection": "default"})
     pdf = render("pdf", records, context)
     assert len(condition.term) > 1000  # really the long search a doctor must be able to rerun
     assert pdf.pages <= 2, f"{slug}: {pdf.pages} pages"
     pages, text, _ = pdf_text(pdf)
     assert pages == pdf.pages
+    assert " ".join(condition.term.split()) in text  # the whole term, exactly, on paper
+    assert all(f"PMID: {r['pmid']}" in text for r in records)
+    assert text.count("SYNTHETIC note: ask about the follow-up visit") == 10
     assert "Words on this sheet" in text and "not medical advice" in text
 
 

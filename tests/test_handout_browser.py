@@ -89,13 +89,13 @@ SMALLEST_TEXT = """(selector) => {
   return smallest;
 }"""
 # Smallest size allowed on screen (px) and on paper (pt): what a patient reads at 16 px and
-# 10 pt; the studies table at one size per row (8.5 pt) and the words box 8.5 pt, so that eight
-# studies and a condition's whole search fit two pages; the part for the doctor 7.5 pt (the
-# PubMed term, in a narrow face: 1,500 characters that must be printed exactly).
+# 10 pt; the studies table at one size per row (8.5 pt), the words box and the codes 8.5 pt, so
+# that ten studies and a condition's whole search fit two pages; the part for the doctor 7.5 pt
+# (the PubMed term, in a narrow face: 1,500 characters that must be printed exactly).
 TYPE_FLOORS = {
-    "header, .purpose, .safety, .key, .fill, .diary, footer .disclaimer": (16, 10),
+    "header, .purpose, .safety, .key, .fill section:not(.words), .diary, footer .disclaimer": (16, 10),
     ".studies td": (14, 8.5),
-    ".words": (16, 8.5),
+    ".words, .codes-part": (16, 8.5),
     ".doctor": (14, 7.5),
 }
 

@@ -678,6 +678,7 @@ def _care(parts: dict, codes: list[dict]) -> dict:
         "provider": parts["provider"],
         "provider_line": _end_sentence(parts["provider"][:1].upper() + parts["provider"][1:]),
         # Labels only for lists the sheet shows: the words box explains what is on the sheet.
+        "codes_heading": "Codes for the referral",
         "codes_intro": "Your doctor will pick the right codes." if codes or parts["cpt"] else None,
         "icd10_label": "Diagnosis (ICD-10-CM):" if codes else None,
         "icd10": codes,
@@ -821,10 +822,8 @@ def build_handout(records: list[dict], context: dict) -> dict:
             "selection": (
                 "A person picked these studies."
                 if context.get("selection") == "curated"
-                else (
-                    "No person has picked studies yet. "
-                    "A fixed rule chose the strongest and newest."
-                )
+                # One short sentence: the first key point already says how the rule chose.
+                else "A fixed rule, not a person, chose these studies."
             ),
             "levels": (
                 "Levels come from the publication type alone, not from how well a study was done."
