@@ -33,7 +33,8 @@ BUILTIN_FILES = sorted(p for p in BUILTIN.glob("*.toml") if not p.name.startswit
 # DOMAIN.md, "Conditions studied for massage": slug -> MeSH UIs, typed out again on purpose so
 # that a changed file cannot silently agree with itself. The new conditions' UIs come from
 # DOMAIN.md, the fixtures (D009209, D006679) or NLM's MeSH (D009103, D020521, D009128,
-# D013705, D000163, D017439); three use text words only, their UIs unconfirmed.
+# D013705, D000163, D017439), D010300 from NLM's 2020 baseline file (pubmed20n0014, 21
+# records); tennis-elbow uses text words only, the UI of Tennis Elbow unconfirmed.
 DOMAIN_MESH = {
     "low-back-pain": {"D017116", "D001416"},
     "neck-pain": {"D019547", "D014911"},
@@ -64,7 +65,7 @@ DOMAIN_MESH = {
     "stroke": {"D020521", "D009128"},
     "cerebral-palsy": {"D002547"},
     "hiv": {"D000163", "D006679"},
-    "parkinsons": set(),
+    "parkinsons": {"D010300"},
     "multiple-sclerosis": {"D009103"},
     "tmd": {"D013705"},
 }
@@ -112,6 +113,7 @@ DOMAIN_HEADINGS = {
     "D006679": "HIV Seropositivity",
     "D009103": "Multiple Sclerosis",
     "D013705": "Temporomandibular Joint Disorders",
+    "D010300": "Parkinson Disease",
 }
 # DOMAIN.md's ICD-10-CM column (FY2027), and the codes chosen for the new conditions.
 # tests/test_icd10.py checks every one against the code set itself.
@@ -199,7 +201,7 @@ GROUPS = {
     "cerebral-palsy": ['"Cerebral Palsy"[mh]', '"cerebral palsy"[tiab]'],
     "hiv": ['"Acquired Immunodeficiency Syndrome"[mh]', "HIV[tiab]",
             '"human immunodeficiency virus"[tiab]'],
-    "parkinsons": ["parkinson*[tiab]"],
+    "parkinsons": ['"Parkinson Disease"[mh]', "parkinson*[tiab]"],
     "multiple-sclerosis": ['"Multiple Sclerosis"[mh]', '"multiple sclerosis"[tiab]'],
     "tmd": ['"Temporomandibular Joint Disorders"[mh]', "temporomandibular[tiab]",
             '"jaw pain"[tiab]'],
