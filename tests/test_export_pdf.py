@@ -183,10 +183,9 @@ def _every_condition():
     return sorted(queries.load_conditions())
 
 
-# Every shipped condition, at its longest: its whole PubMed term, its codes and parts, and ten
-# studies each only partly on topic (a fit note each) with a person's note on every one.
-@pytest.mark.parametrize("slug", _every_condition())
-def test_ten_studies_fit_two_pages_with_every_real_condition_and_search(slug):
+def longest_sheet(slug: str) -> tuple[list[dict], dict]:
+    """Records and context for `slug` at its longest: its whole PubMed term, its codes and
+    parts, and ten studies each only partly on topic (a fit note each) with a person's note."""
     from evidence import curation, queries
 
     condition = queries.get_condition(slug)
@@ -202,13 +201,22 @@ def test_ten_studies_fit_two_pages_with_every_real_condition_and_search(slug):
     records = [{**r, **extra} for r in real_records(*TEN)]
     assert len(records) == curation.DEFAULT_MAX == 10
     counts = {"found": 400, "on_topic": 40, "included": 10, "excluded": 390}
-    context = curation.export_context(LastFetch(), condition, {"counts": counts, "selection": "default"})
+    return records, curation.export_context(LastFetch(), condition, {"counts": counts, "selection": "default"})
+
+
+@pytest.mark.parametrize("slug", _every_condition())
+def test_ten_studies_fit_two_pages_with_every_real_condition_and_search(slug):
+    from evidence import queries
+
+    records, context = longest_sheet(slug)
     pdf = render("pdf", records, context)
-    assert len(condition.term) > 1000  # really the long search a doctor must be able to rerun
+    term = queries.get_condition(slug).term
+    assert len(term) > 1000  # really the long search a doctor must be able to rerun
     assert pdf.pages <= 2, f"{slug}: {pdf.pages} pages"
+    assert pdf.diary_rows >= 4
     pages, text, _ = pdf_text(pdf)
     assert pages == pdf.pages
-    assert " ".join(condition.term.split()) in text  # the whole term, exactly, on paper
+    assert " ".join(term.split()) in text  # the whole term, exactly, on paper
     assert all(f"PMID: {r['pmid']}" in text for r in records)
     assert text.count("SYNTHETIC note: ask about the follow-up visit") == 10
     assert "Words on this sheet" in text and "not medical advice" in text
@@ -237,3 +245,32 @@ def test_export_warns_when_a_persons_choice_runs_past_two_pages(tmp_path, monkey
     assert short.exit_code == 0
     result = runner.invoke(cli, ["export", "low-back-pain", "--format", "pdf", "-o", str(tmp_path / "d.pdf")])
     assert "warning: the handout has" not in result.stderr
+
+
+def test_a_short_sheets_diary_grows_to_two_weeks_on_its_last_page(tmp_path):
+    # Three studies leave most of page two blank under a four-day grid: the grid grows to the
+    # fourteen days of "a week or two", and the sheet stays two pages.
+    records = real_records(*TEN[:3])
+    pdf = render("pdf", records, make_context())
+    assert (pdf.pages, pdf.diary_rows) == (2, 14)
+    # The tagged rows: one per study, the diary's header row and its fourteen days.
+    structure = poppler("pdfinfo", pdf, "-struct", tmp_path=tmp_path)
+    assert len(re.findall(r"^\s*TR\b", structure, re.M)) == len(records) + 1 + 14
+
+
+def test_a_full_sheets_diary_grows_only_into_the_room_left():
+    import weasyprint
+
+    from evidence.export.handout import _diary_room, render_html
+
+    # A long sheet: knee osteoarthritis with its whole search and ten studies.
+    records, context = longest_sheet("knee-osteoarthritis")
+    pdf = render("pdf", records, context)
+    assert pdf.pages == 2 and 4 < pdf.diary_rows < 14
+    # Laid out again with the rows it chose, the last page has no room for one more.
+    html = render_html(records, context, diary_rows=pdf.diary_rows)
+    document = weasyprint.HTML(string=html).render()
+    assert len(document.pages) == 2 and _diary_room(document) == 0
+    # With the four rows it starts from, it had room for exactly the rows it added.
+    document = weasyprint.HTML(string=render_html(records, context)).render()
+    assert _diary_room(document) == pdf.diary_rows - 4

@@ -896,10 +896,15 @@ def _template(name: str, kind: str):
         ) from err
 
 
-def render_html(records: list[dict], context: dict) -> str:
-    """The handout as one self-contained HTML page (styles inline, print-ready)."""
+def render_html(records: list[dict], context: dict, *, diary_rows: int | None = None) -> str:
+    """The handout as one self-contained HTML page (styles inline, print-ready).
+
+    `diary_rows` sets how many empty rows the diary's grid has (the PDF fills its last page).
+    """
     css = (TEMPLATES / "handout.css").read_text(encoding="utf-8")
     model = build_handout(records, context)
+    if diary_rows is not None:
+        model["diary"]["rows"] = diary_rows
     return _template("handout.html.j2", "html").render(h=model, css=css)
 
 
@@ -916,10 +921,16 @@ PDF_VARIANT = "pdf/ua-1"
 PAGES_MAX = 2
 
 
+# "Fill this in daily for a week or two": a diary grid grows to two weeks where the last page
+# has room, and never by so much that it starts another page.
+DIARY_ROWS_MAX = 14
+
+
 class PDF(bytes):
-    """A PDF's bytes, with its number of pages (`pages`)."""
+    """A PDF's bytes, with its number of pages (`pages`) and diary rows (`diary_rows`)."""
 
     pages: int = 0
+    diary_rows: int = 0
 
 
 def render_pdf(records: list[dict], context: dict) -> PDF:
@@ -934,7 +945,10 @@ def render_pdf(records: list[dict], context: dict) -> PDF:
         import weasyprint
     except ImportError as err:  # pragma: no cover - weasyprint is a hard dependency
         raise ExportError("PDF export needs WeasyPrint: pip install weasyprint.") from err
-    html = render_html(records, context)
+    def layout(rows: int | None):
+        html = render_html(records, context, diary_rows=rows)
+        return weasyprint.HTML(string=html, base_url=str(TEMPLATES)).render(pdf_variant=PDF_VARIANT)
+
     # WeasyPrint logs font-subsetting notices as warnings; they say nothing to a patient, and
     # stderr is where our own warnings go.
     quiet = logging.getLogger("weasyprint"), logging.getLogger("fontTools")
@@ -942,10 +956,48 @@ def render_pdf(records: list[dict], context: dict) -> PDF:
     for logger in quiet:
         logger.setLevel(logging.ERROR)
     try:
-        document = weasyprint.HTML(string=html, base_url=str(TEMPLATES)).render(pdf_variant=PDF_VARIANT)
+        document = layout(None)
+        rows = build_handout(records, context)["diary"]["rows"]
+        room = _diary_room(document)
+        if room and rows < DIARY_ROWS_MAX:
+            # A short sheet leaves most of its last page blank under a four-day grid: fill it
+            # (a second layout, only then), unless that would cost a page after all.
+            fuller = layout(min(DIARY_ROWS_MAX, rows + room))
+            if len(fuller.pages) == len(document.pages):
+                document, rows = fuller, min(DIARY_ROWS_MAX, rows + room)
         pdf = PDF(document.write_pdf(pdf_variant=PDF_VARIANT))
         pdf.pages = len(document.pages)
+        pdf.diary_rows = rows
         return pdf
     finally:
         for logger, level in zip(quiet, levels):
             logger.setLevel(level)
+
+
+def _diary_room(document) -> int:
+    """How many more diary rows the last page holds under the footer (0 if unknown)."""
+    # WeasyPrint's laid-out boxes of the last page: not a public API, so a WeasyPrint that
+    # lays pages out otherwise gets the four-row grid, never an error.
+    page = getattr(document.pages[-1], "_page_box", None)
+    if page is None or not hasattr(page, "margin_height"):
+        return 0
+    bottom = page.margin_height() - page.margin_bottom
+    footer = row = None
+    for box in _boxes(page):
+        element = getattr(box, "element", None)
+        if element is None:
+            continue
+        if box.element_tag == "footer":
+            footer = box
+        elif box.element_tag == "tr" and element.get("class") == "day":
+            row = box
+    if footer is None or row is None or row.margin_height() <= 0:
+        return 0  # the diary is not on the last page, or the layout is not what we expect
+    free = bottom - (footer.position_y + footer.margin_height())
+    return max(0, int(free // row.margin_height()))
+
+
+def _boxes(box):
+    yield box
+    for child in getattr(box, "children", None) or ():
+        yield from _boxes(child)
