@@ -253,6 +253,8 @@ def test_a_short_sheets_diary_grows_to_two_weeks_on_its_last_page(tmp_path):
     records = real_records(*TEN[:3])
     pdf = render("pdf", records, make_context())
     assert (pdf.pages, pdf.diary_rows) == (2, 14)
+    # Room to spare after fourteen rows makes them taller (0.23 in is 22 px), up to 0.35 in.
+    assert 23 <= pdf.diary_row_height <= 0.35 * 96
     # The tagged rows: one per study, the diary's header row and its fourteen days.
     structure = poppler("pdfinfo", pdf, "-struct", tmp_path=tmp_path)
     assert len(re.findall(r"^\s*TR\b", structure, re.M)) == len(records) + 1 + 14
@@ -266,7 +268,7 @@ def test_a_full_sheets_diary_grows_only_into_the_room_left():
     # A long sheet: knee osteoarthritis with its whole search and ten studies.
     records, context = longest_sheet("knee-osteoarthritis")
     pdf = render("pdf", records, context)
-    assert pdf.pages == 2 and 4 < pdf.diary_rows < 14
+    assert pdf.pages == 2 and 4 < pdf.diary_rows < 14 and pdf.diary_row_height is None
     # Laid out again with the rows it chose, the last page has no room for one more.
     html = render_html(records, context, diary_rows=pdf.diary_rows)
     document = weasyprint.HTML(string=html).render()

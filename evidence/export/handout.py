@@ -649,6 +649,7 @@ def _diary(kind: str) -> dict:
     diary = {"kind": kind, "scale": None, "scale_low": None, "scale_high": None, "change": None}
     diary.update({k: v for k, v in DIARIES[kind].items() if k != "goal"})
     diary["list_intro"] = "Each day, write down:"
+    diary["row_height"] = None  # the stylesheet's, unless the PDF has room for taller rows
     return diary
 
 
@@ -896,15 +897,20 @@ def _template(name: str, kind: str):
         ) from err
 
 
-def render_html(records: list[dict], context: dict, *, diary_rows: int | None = None) -> str:
+def render_html(
+    records: list[dict], context: dict, *, diary_rows: int | None = None, diary_row_height: float | None = None
+) -> str:
     """The handout as one self-contained HTML page (styles inline, print-ready).
 
-    `diary_rows` sets how many empty rows the diary's grid has (the PDF fills its last page).
+    `diary_rows` and `diary_row_height` (CSS px) size the diary's grid: the PDF fills its last
+    page with them.
     """
     css = (TEMPLATES / "handout.css").read_text(encoding="utf-8")
     model = build_handout(records, context)
     if diary_rows is not None:
         model["diary"]["rows"] = diary_rows
+    if diary_row_height is not None:
+        model["diary"]["row_height"] = f"{diary_row_height:.1f}px"
     return _template("handout.html.j2", "html").render(h=model, css=css)
 
 
@@ -922,15 +928,19 @@ PAGES_MAX = 2
 
 
 # "Fill this in daily for a week or two": a diary grid grows to two weeks where the last page
-# has room, and never by so much that it starts another page.
+# has room, and never by so much that it starts another page. Room to spare after that makes
+# the rows taller, up to 0.35 in (34 CSS px), easier to write in by hand.
 DIARY_ROWS_MAX = 14
+DIARY_ROW_MAX_PX = 0.35 * 96
 
 
 class PDF(bytes):
-    """A PDF's bytes, with its number of pages (`pages`) and diary rows (`diary_rows`)."""
+    """A PDF's bytes, with its number of pages (`pages`), its diary's rows (`diary_rows`) and
+    their height in CSS px when the PDF made them taller (`diary_row_height`)."""
 
     pages: int = 0
     diary_rows: int = 0
+    diary_row_height: float | None = None
 
 
 def render_pdf(records: list[dict], context: dict) -> PDF:
@@ -945,8 +955,9 @@ def render_pdf(records: list[dict], context: dict) -> PDF:
         import weasyprint
     except ImportError as err:  # pragma: no cover - weasyprint is a hard dependency
         raise ExportError("PDF export needs WeasyPrint: pip install weasyprint.") from err
-    def layout(rows: int | None):
-        html = render_html(records, context, diary_rows=rows)
+
+    def layout(rows: int | None = None, height: float | None = None):
+        html = render_html(records, context, diary_rows=rows, diary_row_height=height)
         return weasyprint.HTML(string=html, base_url=str(TEMPLATES)).render(pdf_variant=PDF_VARIANT)
 
     # WeasyPrint logs font-subsetting notices as warnings; they say nothing to a patient, and
@@ -956,18 +967,27 @@ def render_pdf(records: list[dict], context: dict) -> PDF:
     for logger in quiet:
         logger.setLevel(logging.ERROR)
     try:
-        document = layout(None)
+        document, height = layout(), None
         rows = build_handout(records, context)["diary"]["rows"]
-        room = _diary_room(document)
-        if room and rows < DIARY_ROWS_MAX:
+        space = _diary_space(document)
+        if space:
             # A short sheet leaves most of its last page blank under a four-day grid: fill it
             # (a second layout, only then), unless that would cost a page after all.
-            fuller = layout(min(DIARY_ROWS_MAX, rows + room))
-            if len(fuller.pages) == len(document.pages):
-                document, rows = fuller, min(DIARY_ROWS_MAX, rows + room)
+            free, row = space
+            more = min(DIARY_ROWS_MAX - rows, int(free // row))
+            if rows + more == DIARY_ROWS_MAX:
+                # Keep 2 px of the room unused: the second layout must not round onto a page.
+                taller = min(DIARY_ROW_MAX_PX, row + (free - more * row - 2) / DIARY_ROWS_MAX)
+                height = taller if taller >= row + 1 else None
+            if more or height:
+                fuller = layout(rows + more, height)
+                if len(fuller.pages) == len(document.pages):
+                    document, rows = fuller, rows + more
+                else:
+                    height = None
         pdf = PDF(document.write_pdf(pdf_variant=PDF_VARIANT))
         pdf.pages = len(document.pages)
-        pdf.diary_rows = rows
+        pdf.diary_rows, pdf.diary_row_height = rows, height
         return pdf
     finally:
         for logger, level in zip(quiet, levels):
@@ -975,12 +995,19 @@ def render_pdf(records: list[dict], context: dict) -> PDF:
 
 
 def _diary_room(document) -> int:
-    """How many more diary rows the last page holds under the footer (0 if unknown)."""
+    """How many more diary rows of their present height the last page holds (0 if unknown)."""
+    space = _diary_space(document)
+    return int(space[0] // space[1]) if space else 0
+
+
+def _diary_space(document) -> tuple[float, float] | None:
+    """The room left under the footer of the last page and the height of a diary row (CSS
+    px), or None when the diary is not on the last page or the layout is not known."""
     # WeasyPrint's laid-out boxes of the last page: not a public API, so a WeasyPrint that
     # lays pages out otherwise gets the four-row grid, never an error.
     page = getattr(document.pages[-1], "_page_box", None)
     if page is None or not hasattr(page, "margin_height"):
-        return 0
+        return None
     bottom = page.margin_height() - page.margin_bottom
     footer = row = None
     for box in _boxes(page):
@@ -992,9 +1019,8 @@ def _diary_room(document) -> int:
         elif box.element_tag == "tr" and element.get("class") == "day":
             row = box
     if footer is None or row is None or row.margin_height() <= 0:
-        return 0  # the diary is not on the last page, or the layout is not what we expect
-    free = bottom - (footer.position_y + footer.margin_height())
-    return max(0, int(free // row.margin_height()))
+        return None
+    return bottom - (footer.position_y + footer.margin_height()), row.margin_height()
 
 
 def _boxes(box):
