@@ -357,9 +357,15 @@ class _SizeGuard:
         self.tail = b""
         self.article_bytes = 0
         self.article_tags = 0
+        # Chunks of the current span whose tags are not counted yet. A tag starts with "<",
+        # so a span of at most MAX_ARTICLE_TAGS bytes cannot hold too many tags: counting
+        # waits until a span is longer, which no real article is (counting every chunk was
+        # 3% of the instructions of parsing a modern file).
+        self.uncounted: list[bytes] = []
 
     def article_ended(self) -> None:
         self.article_bytes = self.article_tags = 0
+        self.uncounted = []
 
     def check(self, chunk: bytes) -> None:
         first = chunk.find(b"<")
@@ -370,7 +376,13 @@ class _SizeGuard:
             self.run = len(chunk) - chunk.rfind(b"<") - 1
         self._limit(self.run, MAX_TEXT_BYTES, "a single text or tag")
         self.article_bytes += len(chunk)
-        self.article_tags += chunk.count(b"<")
+        if self.article_bytes <= MAX_ARTICLE_TAGS:
+            self.uncounted.append(chunk)
+        else:
+            for earlier in self.uncounted:
+                self.article_tags += earlier.count(b"<")
+            self.uncounted = []
+            self.article_tags += chunk.count(b"<")
         self._limit(self.article_bytes, MAX_ARTICLE_BYTES, "a single article")
         if self.article_tags > MAX_ARTICLE_TAGS:
             raise ParseError(
