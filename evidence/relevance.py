@@ -129,7 +129,7 @@ class _Words:
     first word in the pattern's order.
     """
 
-    __slots__ = ("pattern", "words", "_firsts")
+    __slots__ = ("pattern", "words", "_firsts", "_checks")
 
     def __init__(self, pattern: re.Pattern, words: tuple[tuple[tuple[str, ...], re.Pattern], ...] | None):
         self.pattern = pattern
@@ -137,6 +137,9 @@ class _Words:
         # holds, and the word's own pattern.
         self.words = words
         self._firsts = tuple(sorted({keys[0] for keys, _ in words})) if words else ()
+        # (first key, the other keys, pattern): the first keys a text holds are found once,
+        # in one pass, and a word is looked at only when its first key is among them.
+        self._checks = tuple((keys[0], keys[1:], single) for keys, single in words) if words else ()
 
     @property
     def keys(self) -> tuple[tuple[str, ...], ...] | None:
@@ -146,12 +149,14 @@ class _Words:
         if self.words is None:
             return self.pattern.search(text)
         holds = _fold(text).__contains__
-        # One pass in C rules out most texts; the rest are checked word by word.
-        if not any(map(holds, self._firsts)):
+        # One pass in C finds the first keys the text holds: none rules out most texts; the
+        # rest are checked only for the words whose first key is there.
+        present = set(filter(holds, self._firsts))
+        if not present:
             return None
         best = None
-        for keys, single in self.words:
-            if all(map(holds, keys)):
+        for first, rest, single in self._checks:
+            if first in present and (not rest or all(map(holds, rest))):
                 found = single.search(text)
                 if found is not None and (best is None or found.start() < best.start()):
                     best = found
