@@ -11,6 +11,7 @@ import gzip
 import marshal
 import pickle
 import time
+import zlib
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -270,8 +271,9 @@ def sniff(path: Path) -> str:
         raise ParseError(f"{path}: is a folder, not a file; nothing imported.") from None
     except PermissionError:
         raise ParseError(f"{path}: permission denied; nothing imported.") from None
-    except (OSError, EOFError) as exc:
-        raise ParseError(f"{path}: cannot read it as a gzip file ({exc}).") from None
+    except (OSError, EOFError, zlib.error) as exc:
+        # zlib.error: a damaged deflate stream in the first 4 KB (not an OSError).
+        raise ParseError(f"{path}: cannot read it as a gzip file ({exc}); nothing imported.") from None
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if text.startswith(b"<"):
         return "xml"

@@ -90,6 +90,38 @@ def test_truncated_gz_keeps_whole_batches_and_says_how_many(tmp_path, store, par
     assert store.runs()[0]["outcome"] == "error"
 
 
+# A gzip member whose deflate data opens with a block of the reserved type 3: every inflater
+# refuses it ("invalid block type"), as it would a damaged download.
+DAMAGED_MEMBER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + b"\x07\x00\x00\x00\x00"
+
+
+def test_damaged_deflate_data_in_the_first_block_is_one_line(tmp_path):
+    # A damaged first block fails the format check before anything is read (it raised
+    # zlib.error, which is not an OSError, as a traceback).
+    from tests.test_drills import assert_clean_failure, invoke
+
+    path = tmp_path / "damaged.xml.gz"
+    path.write_bytes(DAMAGED_MEMBER)
+    result = invoke(["import", str(path), "--db", str(tmp_path / "e.db")], {})
+    assert_clean_failure(result, says=f"{path}: cannot read it as a gzip file")
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_damaged_deflate_data_later_keeps_whole_batches_and_says_how_many(tmp_path, store, parallel):
+    # 1,100 good records, then a damaged member: the two whole batches of 500 are kept.
+    articles = list(synthetic_articles(1500).values())
+    good = gzip.compress(EFETCH_HEAD + b"\n".join(articles[:1100]) + b"\n")
+    path = tmp_path / "damaged.xml.gz"
+    path.write_bytes(good + DAMAGED_MEMBER)
+    with pytest.raises(ParseError) as caught:
+        pipeline.import_file(store, path, batch_size=500, parallel=parallel)
+    stored = store.execute("SELECT count(*) FROM records").fetchone()[0]
+    assert stored == 1000
+    message = str(caught.value)
+    assert message.startswith(f"{path}: cannot read it (") and "damaged or cut off" in message
+    assert "1000 records from this file were stored before the error" in message
+
+
 def test_delete_citation_removes_records_and_they_stay_deleted(tmp_path, store):
     pipeline.import_file(store, MASSAGE, condition="c")
     update = tmp_path / "update.xml"
