@@ -263,16 +263,21 @@ def test_a_short_sheets_diary_grows_to_two_weeks_on_its_last_page(tmp_path):
 def test_a_full_sheets_diary_grows_only_into_the_room_left():
     import weasyprint
 
-    from evidence.export.handout import _diary_room, render_html
+    from evidence.export.handout import _diary_space, build_handout, html_page, render_html
+
+    def room(document) -> int:  # diary rows of the present height the last page still holds
+        free, row = _diary_space(document)
+        return int(free // row)
 
     # A long sheet: knee osteoarthritis with its whole search and ten studies.
     records, context = longest_sheet("knee-osteoarthritis")
     pdf = render("pdf", records, context)
     assert pdf.pages == 2 and 4 < pdf.diary_rows < 14 and pdf.diary_row_height is None
     # Laid out again with the rows it chose, the last page has no room for one more.
-    html = render_html(records, context, diary_rows=pdf.diary_rows)
-    document = weasyprint.HTML(string=html).render()
-    assert len(document.pages) == 2 and _diary_room(document) == 0
+    model = build_handout(records, context)
+    model["diary"]["rows"] = pdf.diary_rows
+    document = weasyprint.HTML(string=html_page(model)).render()
+    assert len(document.pages) == 2 and room(document) == 0
     # With the four rows it starts from, it had room for exactly the rows it added.
     document = weasyprint.HTML(string=render_html(records, context)).render()
-    assert _diary_room(document) == pdf.diary_rows - 4
+    assert room(document) == pdf.diary_rows - 4

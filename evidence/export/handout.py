@@ -897,20 +897,14 @@ def _template(name: str, kind: str):
         ) from err
 
 
-def render_html(
-    records: list[dict], context: dict, *, diary_rows: int | None = None, diary_row_height: float | None = None
-) -> str:
-    """The handout as one self-contained HTML page (styles inline, print-ready).
+def render_html(records: list[dict], context: dict) -> str:
+    """The handout as one self-contained HTML page (styles inline, print-ready)."""
+    return html_page(build_handout(records, context))
 
-    `diary_rows` and `diary_row_height` (CSS px) size the diary's grid: the PDF fills its last
-    page with them.
-    """
+
+def html_page(model: dict) -> str:
+    """The HTML page of a handout model (`build_handout`), which the PDF may have adjusted."""
     css = (TEMPLATES / "handout.css").read_text(encoding="utf-8")
-    model = build_handout(records, context)
-    if diary_rows is not None:
-        model["diary"]["rows"] = diary_rows
-    if diary_row_height is not None:
-        model["diary"]["row_height"] = f"{diary_row_height:.1f}px"
     return _template("handout.html.j2", "html").render(h=model, css=css)
 
 
@@ -956,8 +950,11 @@ def render_pdf(records: list[dict], context: dict) -> PDF:
     except ImportError as err:  # pragma: no cover - weasyprint is a hard dependency
         raise ExportError("PDF export needs WeasyPrint: pip install weasyprint.") from err
 
-    def layout(rows: int | None = None, height: float | None = None):
-        html = render_html(records, context, diary_rows=rows, diary_row_height=height)
+    model = build_handout(records, context)
+    diary = model["diary"]
+
+    def layout():
+        html = html_page(model)
         return weasyprint.HTML(string=html, base_url=str(TEMPLATES)).render(pdf_variant=PDF_VARIANT)
 
     # WeasyPrint logs font-subsetting notices as warnings; they say nothing to a patient, and
@@ -968,7 +965,7 @@ def render_pdf(records: list[dict], context: dict) -> PDF:
         logger.setLevel(logging.ERROR)
     try:
         document, height = layout(), None
-        rows = build_handout(records, context)["diary"]["rows"]
+        rows = diary["rows"]
         space = _diary_space(document)
         if space:
             # A short sheet leaves most of its last page blank under a four-day grid: fill it
@@ -980,7 +977,9 @@ def render_pdf(records: list[dict], context: dict) -> PDF:
                 taller = min(DIARY_ROW_MAX_PX, row + (free - more * row - 2) / DIARY_ROWS_MAX)
                 height = taller if taller >= row + 1 else None
             if more or height:
-                fuller = layout(rows + more, height)
+                diary["rows"] = rows + more
+                diary["row_height"] = f"{height:.1f}px" if height else None
+                fuller = layout()
                 if len(fuller.pages) == len(document.pages):
                     document, rows = fuller, rows + more
                 else:
@@ -992,12 +991,6 @@ def render_pdf(records: list[dict], context: dict) -> PDF:
     finally:
         for logger, level in zip(quiet, levels):
             logger.setLevel(level)
-
-
-def _diary_room(document) -> int:
-    """How many more diary rows of their present height the last page holds (0 if unknown)."""
-    space = _diary_space(document)
-    return int(space[0] // space[1]) if space else 0
 
 
 def _diary_space(document) -> tuple[float, float] | None:
