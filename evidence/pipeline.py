@@ -357,26 +357,62 @@ FINISH_CHUNK = 100
 
 
 class _StorerState:
-    """What the parsing process knows of the storing one: whether it waits for a batch.
+    """What the parsing process knows of the storing one: how many messages it has taken.
 
-    Two numbers in shared memory, no lock: a flag the storing process sets while it waits
-    in recv(), and how many messages it has received. Waiting counts only once every batch
-    sent has arrived, or a batch still in the pipe would look like an idle storer.
+    A number in shared memory, no lock, written by the storing process only. When it has
+    taken every message sent, it is working on the last one and the pipe is empty: the
+    next message can go now, to be read the moment that work ends.
     """
 
     def __init__(self, context):
-        self._waits = context.Value("b", 0, lock=False)
         self._received = context.Value("q", 0, lock=False)
 
-    def waiting(self, sent: int) -> bool:
-        return bool(self._waits.value) and self._received.value == sent
+    def ready(self, sent: int) -> bool:
+        return self._received.value == sent
 
-    def begin_wait(self) -> None:
-        self._waits.value = 1
-
-    def end_wait(self) -> None:
-        self._waits.value = 0
+    def took_one(self) -> None:
         self._received.value += 1
+
+
+class _Sender:
+    """Sends the parsing process's messages from a thread, so that parsing goes on while a
+    message waits in the pipe for the storing process to read it.
+
+    The message is encoded by the caller; the thread only writes, with the GIL released,
+    and needs it back once per message. A failed write (the storing process died) is raised
+    by the next `send` or by `close`.
+    """
+
+    def __init__(self, connection):
+        import queue
+        import threading
+
+        self._connection = connection
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="evidence-sender", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (data := self._queue.get()) is not None:
+            try:
+                self._connection.send_bytes(data)
+            except OSError as exc:
+                self._error = exc
+                return
+
+    def send(self, message: tuple) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(_encode(message))
+
+    def close(self) -> None:
+        """Wait until every message is written, then close the pipe."""
+        self._queue.put(None)
+        self._thread.join()
+        self._connection.close()
+        if self._error is not None:
+            raise self._error
 
 
 class _Parsed:
@@ -398,12 +434,13 @@ def _child_main(path: Path, kind: str, batch_size: int, rules, sender, storer, r
     parts before it.
 
     Grading, topic fit and encoding (`finish_batch`) go to whichever process has time. The
-    records go out in parts of FINISH_CHUNK, raw for the storing process to finish, as soon as
-    that process waits, so it starts on the first hundred records instead of the first batch.
-    While it is busy this one parses up to a batch ahead, and only then finishes the oldest
-    part before sending it. So parsing never waits for finishing, and the two cores share
-    the pure work whatever the records are like: modern ones leave parsing the larger half,
-    short 1970s ones storing.
+    records go out in parts of FINISH_CHUNK, raw for the storing process to finish, whenever
+    that process has taken every message before: one message waits in the pipe while it
+    works, so it never waits for the next, and it starts on the first hundred records
+    instead of the first batch. While it is behind, this one parses up to a batch ahead,
+    and only then finishes the oldest part before sending it. So parsing never waits for
+    finishing, and the two cores share the pure work whatever the records are like: modern
+    ones leave parsing the larger half, short 1970s ones storing.
     """
     if receiver is not None:
         # The fork copied the storing process's end of the pipe: with it open here, a send
@@ -414,19 +451,21 @@ def _child_main(path: Path, kind: str, batch_size: int, rules, sender, storer, r
     sent = 0
     part_size = min(FINISH_CHUNK, batch_size)
     ahead = -(-batch_size // part_size)  # parts in a batch
+    sending = _Sender(sender)
 
     def ship(keep: int) -> None:
-        """Hand every parsed part to a waiting storer; while it is busy and more than `keep`
-        parts are in hand, finish them, oldest first, and send them when all are finished."""
+        """Send every parsed part as soon as the storer has taken what went before; while it
+        has not and more than `keep` parts are in hand, finish them, oldest first, and send
+        them when all are finished."""
         nonlocal sent
-        while pending and (len(pending) > keep or storer.waiting(sent)):
+        while pending and (len(pending) > keep or storer.ready(sent)):
             unfinished = next((p for p in pending if p.done < len(p.records)), None)
-            if unfinished is not None and not storer.waiting(sent):
+            if unfinished is not None and not storer.ready(sent):
                 chunk = unfinished.records[unfinished.done:unfinished.done + part_size]
                 unfinished.parts.append(finish_batch(chunk, rules))
                 unfinished.done += part_size
                 continue
-            _send(sender, ("parts", [
+            sending.send(("parts", [
                 (tuple(_joined(p.parts)), p.records[p.done:], p.position, p.ends_batch) for p in pending
             ]))
             pending.clear()
@@ -446,34 +485,35 @@ def _child_main(path: Path, kind: str, batch_size: int, rules, sender, storer, r
             error = str(exc) if isinstance(exc, EvidenceError) else f"{path}: cannot read it ({exc})."
         ship(keep=0)
         if error:
-            _send(sender, ("error", error))
+            sending.send(("error", error))
         else:
-            _send(sender, ("deleted", deletes))
-            _send(sender, ("done",))
+            sending.send(("deleted", deletes))
+            sending.send(("done",))
+        sending.close()
     except KeyboardInterrupt:
         pass  # the parent reports the interruption
     except (EvidenceError, OSError, EOFError) as exc:
         message = str(exc) if isinstance(exc, EvidenceError) else f"{path}: cannot read it ({exc})."
         try:
-            _send(sender, ("error", message))
+            sending.send(("error", message))
+            sending.close()
         except OSError:
             pass  # the parent is gone: nothing to tell
     finally:
         sender.close()
 
 
-def _send(sender, message: tuple) -> None:
-    """Send a message to the storing process: marshal, not pickle, for plain data.
+def _encode(message: tuple) -> bytes:
+    """A message for the storing process: marshal, not pickle, for plain data.
 
     Records are dicts, lists, strings and numbers, which marshal writes in ~57% of pickle's
     time (17 against 30 us a modern record): a tenth of what the parsing process spends
     besides parsing. Anything marshal refuses goes by pickle.
     """
     try:
-        data = b"M" + marshal.dumps(message)
+        return b"M" + marshal.dumps(message)
     except ValueError:
-        data = b"P" + pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    sender.send_bytes(data)
+        return b"P" + pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _receive(receiver) -> tuple:
@@ -512,13 +552,11 @@ def _read_batches_in_child(
     parts: list[store_module.Encoded] = []  # of the batch being received
     try:
         while True:
-            storer.begin_wait()
             try:
                 message = _receive(receiver)
             except EOFError:
                 raise ParseError(f"{path}: the parsing process stopped unexpectedly.") from None
-            finally:
-                storer.end_wait()
+            storer.took_one()
             if message[0] == "parts":
                 for finished, rest, position, ends_batch in message[1]:
                     parts.append(store_module.Encoded(*finished))

@@ -132,15 +132,15 @@ def schema(conn: sqlite3.Connection) -> list[tuple]:
 
 
 class Storer:
-    """Stands in for what the parsing process reads of the storing one (whether it waits),
-    so that each way of splitting batches between the two processes is tested, not only the
-    one this machine's timing happens to give."""
+    """Stands in for what the parsing process reads of the storing one (whether it has taken
+    every message sent), so that each way of splitting batches between the two processes is
+    tested, not only the one this machine's timing happens to give."""
 
     def __init__(self, mode: str):
         self.mode = mode
         self.rng = random.Random(14)
 
-    def waiting(self, sent: int) -> bool:
+    def ready(self, sent: int) -> bool:
         if self.mode == "mixed":
             return self.rng.random() < 0.3
         return self.mode == "storer finishes"
