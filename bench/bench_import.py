@@ -416,7 +416,7 @@ def main() -> None:
           f"load average {load:.1f} at start (shared with other work); median of {args.runs} runs", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-import-corpus-") as tmp:
         if args.modern:
-            modern, name = args.modern, args.modern.name
+            modern, name = args.modern.resolve(), args.modern.name
         else:
             modern = Path(tmp) / "modern-synthetic.xml.gz"
             templates = write_modern_corpus(modern, args.records)
@@ -436,7 +436,7 @@ def main() -> None:
                 bio_path = Path(tmp) / "bio-baseline.xml.gz"
                 cut_first(args.baseline, args.bio_records or 10**9, bio_path)
             print_table(f"1970s baseline file: {args.baseline.name}",
-                        measure(args.baseline, base_modes, args.runs, bio_path), {})
+                        measure(args.baseline.resolve(), base_modes, args.runs, bio_path), {})
         elif not args.no_baseline:
             print(f"\n(baseline file {args.baseline} not found: pass --baseline FILE to add that run)")
 
