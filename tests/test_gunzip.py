@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import io
 import random
+import sys
 import zlib
 from pathlib import Path
 
@@ -30,6 +31,24 @@ def filler(size: int, seed: int = 1) -> bytes:
     while len(out) < size:
         out += b" ".join(rng.choices(words, k=512))
     return bytes(out[:size])
+
+
+@pytest.fixture(params=["isal", "zlib"], autouse=True)
+def inflater(request, monkeypatch):
+    """Every test twice: with ISA-L (python-isal, where it is installed) and with zlib, which
+    the reader falls back to where isal has no wheel."""
+    if request.param == "isal":
+        pytest.importorskip("isal")
+    else:
+        monkeypatch.setitem(sys.modules, "isal", None)  # `from isal import ...` raises ImportError
+    return request.param
+
+
+def test_the_reader_uses_the_inflater_asked_for(tmp_path, inflater):
+    path = tmp_path / "file.xml.gz"
+    path.write_bytes(gzip.compress(REAL))
+    with pubmed._InflatingReader(path) as stream:
+        assert stream._zlib.__name__ == ("isal.isal_zlib" if inflater == "isal" else "zlib")
 
 
 def with_gzipfile(path: Path, size: int = 64 * 1024) -> tuple[bytes, BaseException | None]:
