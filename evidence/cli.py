@@ -970,12 +970,13 @@ def export(slug, fmt, output, force, max_records, recheck, email, db, queries_di
 
 
 def _warn_long_pdf(data) -> None:
+    from evidence.curation import DEFAULT_MAX
     from evidence.export.handout import PAGES_MAX
 
     pages = getattr(data, "pages", 0)
     if pages > PAGES_MAX:
         _err(f"warning: the handout has {pages} pages, not {PAGES_MAX}: include fewer studies "
-             "(the default selection takes 8) for a sheet that prints on two.")
+             f"(the default selection takes {DEFAULT_MAX}) for a sheet that prints on two.")
 
 
 

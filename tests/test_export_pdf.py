@@ -241,6 +241,9 @@ def test_export_warns_when_a_persons_choice_runs_past_two_pages(tmp_path, monkey
     result = runner.invoke(cli, ["export", "low-back-pain", "--format", "pdf", "-o", str(tmp_path / "h.pdf")])
     assert result.exit_code == 0, result.output
     assert "warning: the handout has 3 pages, not 2" in result.stderr or "warning: the handout has 4 pages, not 2" in result.stderr
+    from evidence.curation import DEFAULT_MAX
+
+    assert f"(the default selection takes {DEFAULT_MAX})" in result.stderr  # not a stale number
     short = runner.invoke(cli, ["undo", "low-back-pain", "--all"])
     assert short.exit_code == 0
     result = runner.invoke(cli, ["export", "low-back-pain", "--format", "pdf", "-o", str(tmp_path / "d.pdf")])
