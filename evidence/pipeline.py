@@ -309,20 +309,18 @@ def _read_parts(
     """The file's records in parts of at most `part_size` that never straddle a batch of
     `batch_size`, each with the bytes of the file read so far and whether it ends a batch."""
     if kind == "xml":
-        stream = pubmed.open_pubmed_file(path)
-        raw = getattr(stream, "fileobj", None) or stream
+        stream = pubmed.open_pubmed_file(path)  # a .gz's tell() is its compressed bytes read
         records = pubmed.iter_pubmed(stream, str(path), on_delete=deletes.extend)
     else:
         from evidence import medline
 
         # utf-8-sig: a byte-order mark (Windows editors add one) is not part of the first tag.
         stream = open(path, encoding="utf-8-sig", errors="replace")
-        raw = stream
         records = medline.iter_medline(stream, str(path))
 
     def position() -> int:
         try:
-            return raw.tell()
+            return stream.tell()
         except (OSError, ValueError):
             return 0
 

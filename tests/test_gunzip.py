@@ -173,10 +173,11 @@ def test_tell_says_how_far_into_the_compressed_file(tmp_path):
 
 
 def test_closing_early_stops_the_thread(tmp_path):
+    data = filler(20_000_000)
     path = tmp_path / "file.xml.gz"
-    path.write_bytes(gzip.compress(filler(20_000_000), compresslevel=1))
+    path.write_bytes(gzip.compress(data, compresslevel=1))
     stream = pubmed._InflatingReader(path)
-    assert stream.read(10) == filler(20_000_000)[:10]
+    assert stream.read(10) == data[:10]
     stream.close()
     assert not stream._thread.is_alive()
     with pytest.raises(ValueError):
