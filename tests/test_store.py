@@ -259,3 +259,74 @@ def test_reading_an_empty_file_says_how_to_fill_it(tmp_path):
     with pytest.raises(StoreError, match="holds no evidence data yet"):
         Store(path, readonly=True)
     assert Store(path).schema_version == SCHEMA_VERSION
+
+
+# ------------------------------------------------------------ JSON columns: orjson or json
+
+def _json_module_text(value) -> str:
+    """What the json module writes for a column, as the store wrote it before orjson."""
+    import json
+
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _real_records() -> list[dict]:
+    from pathlib import Path
+
+    from evidence import pubmed
+
+    eutils = Path(__file__).parent / "fixtures" / "eutils"
+    records = []
+    for path in sorted(eutils.glob("*.xml")):
+        data = path.read_bytes()
+        if b"<PubmedArticle>" in data:
+            try:
+                records += pubmed.parse_efetch(data)
+            except Exception:
+                continue  # a fixture that is deliberately broken
+    return records
+
+
+def test_json_columns_are_the_json_modules_text_for_every_real_record():
+    from evidence import store as store_module
+
+    if store_module._orjson_dumps is None:
+        pytest.skip("orjson is not installed here: the json module writes every column")
+    records = _real_records()
+    assert len(records) > 40
+    compared = 0
+    for record in records:
+        for name in store_module.JSON_FIELDS:
+            value = record.get(name)
+            if value:
+                assert store_module._encode(value) == _json_module_text(value), (record["pmid"], name)
+                compared += 1
+    assert compared > 500
+
+
+@pytest.mark.parametrize("text", [
+    "".join(map(chr, range(0x100))),  # every control character, quote, backslash, DEL, Latin-1
+    "\u2028\u2029\ufeff\ud7ff\ue000\uffff\U0010ffff",  # separators JavaScript minds, edges
+    "Søren Kierkegaard, Œuvres, 東京, 𝛼-level",
+])
+def test_json_columns_escape_text_as_the_json_module_does(text):
+    from evidence import store as store_module
+
+    value = [text, {"affiliation": text, "n": 3, "empty": None, "yes": True}]
+    assert store_module._encode(value) == _json_module_text(value)
+
+
+@pytest.mark.parametrize("value", [["lone \ud800 surrogate"], [2**64], {"k": [2**70]}])
+def test_what_orjson_refuses_the_json_module_writes(value):
+    from evidence import store as store_module
+
+    assert store_module._encode(value) == _json_module_text(value)
+
+
+def test_without_orjson_the_json_module_writes_the_same_columns(monkeypatch):
+    from evidence import store as store_module
+
+    records = _real_records()[:200]
+    with_orjson = [store_module.encode_records(records).rows]
+    monkeypatch.setattr(store_module, "_orjson_dumps", None)
+    assert [store_module.encode_records(records).rows] == with_orjson
