@@ -90,7 +90,40 @@ def _compile(words) -> _Words | None:
         return _Words(pattern, None)
     # The longest piece first: the rarest, most often, so the test stops early.
     ordered = [tuple(sorted(k, key=lambda w: (-len(w), w))) for k in keys]
-    return _Words(pattern, tuple(zip(ordered, singles)))
+    return _Words(pattern, tuple(zip(ordered, singles)), _gates(ordered))
+
+
+# A gate is a key or the start of one at least this long: "massag", "therap" (a shorter start,
+# or a part inside a word, such as "ation", is in too many texts to rule any out).
+_GATE_MIN = 5
+
+
+def _gates(keys: list[tuple[str, ...]]) -> tuple[str, ...]:
+    """For each word, one piece of text that every match of it holds, shared by as many words
+    as can share one: a text that holds none of the few gates holds none of the words.
+
+    A gate is one of the word's keys, or the start of one (every match holds its keys, so it
+    holds their starts): "massage" for every massage phrase, "therap" for "zone therapy" and
+    "trigger point therap*" alike. Chosen greedily: the gate most words hold, the longer on a
+    tie; gates of _GATE_MIN letters or more first, and a word whose keys are all shorter
+    ("tui na") gets one of them.
+    """
+    gate_of: dict[int, str] = {}
+    for whole_keys_only in (False, True):
+        candidates: dict[str, set[int]] = {}
+        for i, word_keys in enumerate(keys):
+            if i in gate_of:
+                continue
+            for key in word_keys:
+                starts = [key] if whole_keys_only else [key[:end] for end in range(_GATE_MIN, len(key) + 1)]
+                for start in starts:
+                    candidates.setdefault(start, set()).add(i)
+        while candidates:
+            best = max(candidates, key=lambda c: (len(candidates[c]), len(c), c))
+            for i in candidates.pop(best):
+                gate_of.setdefault(i, best)
+            candidates = {c: left for c, words in candidates.items() if (left := words - gate_of.keys())}
+    return tuple(gate_of[i] for i in range(len(keys)))
 
 
 def _keys(word: str) -> frozenset[str]:
@@ -129,17 +162,28 @@ class _Words:
     first word in the pattern's order.
     """
 
-    __slots__ = ("pattern", "words", "_firsts", "_checks")
+    __slots__ = ("pattern", "words", "_gates", "_checks")
 
-    def __init__(self, pattern: re.Pattern, words: tuple[tuple[tuple[str, ...], re.Pattern], ...] | None):
+    def __init__(
+        self,
+        pattern: re.Pattern,
+        words: tuple[tuple[tuple[str, ...], re.Pattern], ...] | None,
+        gates: tuple[str, ...] | None = None,
+    ):
         self.pattern = pattern
         # Per word, in the pattern's order: the pieces of text all of which any match of it
         # holds, and the word's own pattern.
         self.words = words
-        self._firsts = tuple(sorted({keys[0] for keys, _ in words})) if words else ()
-        # (first key, the other keys, pattern): the first keys a text holds are found once,
-        # in one pass, and a word is looked at only when its first key is among them.
-        self._checks = tuple((keys[0], keys[1:], single) for keys, single in words) if words else ()
+        if words and gates is None:
+            gates = tuple(keys[0] for keys, _ in words)
+        # Per word, a gate: a piece of text every match of it holds, most shared by several
+        # words (`_gates`). The gates a text holds are found once, and a word is looked at
+        # only when its gate is among them (then for its keys, then with its pattern).
+        self._gates = tuple(sorted(set(gates))) if words else ()
+        self._checks = (
+            tuple((gate, tuple(k for k in keys if k != gate), single) for gate, (keys, single) in zip(gates, words))
+            if words else ()
+        )
 
     @property
     def keys(self) -> tuple[tuple[str, ...], ...] | None:
@@ -149,14 +193,14 @@ class _Words:
         if self.words is None:
             return self.pattern.search(text)
         holds = _fold(text).__contains__
-        # One pass in C finds the first keys the text holds: none rules out most texts; the
-        # rest are checked only for the words whose first key is there.
-        present = set(filter(holds, self._firsts))
+        # One pass in C finds the gates the text holds: none rules out most texts; the keys
+        # are checked only for the words whose gate is there.
+        present = set(filter(holds, self._gates))
         if not present:
             return None
         best = None
-        for first, rest, single in self._checks:
-            if first in present and (not rest or all(map(holds, rest))):
+        for gate, rest, single in self._checks:
+            if gate in present and (not rest or all(map(holds, rest))):
                 found = single.search(text)
                 if found is not None and (best is None or found.start() < best.start()):
                     best = found

@@ -157,3 +157,20 @@ def test_fit_reads_the_very_massage_words_the_search_sends(lbp):
         probe = word.replace("*", "s")
         result = fit_of(synthetic(f"{probe} for low back pain"), lbp)
         assert result["fit"] == "direct", (word, result)
+
+
+def test_gates_are_starts_of_keys_that_every_match_holds_and_few():
+    words = ["massage therapy", "zone therapy", "trigger point therap*", "tui na", "tuina", "massage*"]
+    compiled = relevance._compile(words)
+    for (keys, _), (gate, rest, _) in zip(compiled.words, compiled._checks):
+        assert any(key.startswith(gate) for key in keys), (gate, keys)
+        assert gate not in rest  # a gate that is a whole key is not looked for twice
+    # "therap" serves both therapy phrases, "massage" both massage ones: four gates, not six.
+    assert set(compiled._gates) == {"massage", "therap", "tui", "tuina"}
+
+
+def test_a_text_without_a_gate_is_ruled_out_and_one_with_it_is_searched():
+    compiled = relevance._compile(["trigger point therap*", "zone therapy"])
+    assert compiled.search("SYNTHETIC: no such words here") is None
+    assert compiled.search("SYNTHETIC: zone therapy and trigger point therapies").group(0) == "zone therapy"
+    assert compiled.search("SYNTHETIC: a therapy of the zone") is None  # the gate alone is not a match
