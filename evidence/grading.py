@@ -523,8 +523,8 @@ def _cochrane_grade(record: dict, types: dict[str, str]) -> tuple[int | None, st
 def _says_protocol(record: dict) -> bool:
     title = _text(record.get("title"))
     abstract = _text(record.get("abstract"))
-    return _first_match(title, _fold(title), _PROTOCOL_TITLE) is not None or (
-        _first_match(abstract, _fold(abstract), _PROTOCOL_ABSTRACT) is not None
+    return _first_match(title, _Holds(_fold(title)), _PROTOCOL_TITLE) is not None or (
+        _first_match(abstract, _Holds(_fold(abstract)), _PROTOCOL_ABSTRACT) is not None
     )
 
 
@@ -557,9 +557,9 @@ def _grade_from_words(
     status = _text(record.get("status")).lower()
     why = "(not yet indexed)" if status in _UNINDEXED_STATUSES else "(no design publication type)"
     abstract = _text(record.get("abstract"))
-    title_folded = _fold(title)
+    title_folded = _Holds(_fold(title))
     # A Review is lifted by its title alone, so its abstract is never read (nor folded).
-    abstract_folded = "" if reviews_only else _fold(abstract)
+    abstract_folded = _Holds("" if reviews_only else _fold(abstract))
 
     match = _first_match(title, title_folded, _PROTOCOL_TITLE)
     if match:
@@ -584,7 +584,7 @@ def _grade_from_words(
     return None
 
 
-def _best_words(text: str, folded: str, patterns) -> tuple[int, str] | None:
+def _best_words(text: str, folded: _Holds, patterns) -> tuple[int, str] | None:
     best: tuple[int, int, str] | None = None
     for level, keys, pattern in patterns:
         if best is not None and level > best[0]:
@@ -596,7 +596,7 @@ def _best_words(text: str, folded: str, patterns) -> tuple[int, str] | None:
     return (best[0], best[2]) if best else None
 
 
-def _first_match(text: str, folded: str, patterns) -> re.Match | None:
+def _first_match(text: str, folded: _Holds, patterns) -> re.Match | None:
     for keys, pattern in patterns:
         match = _search(text, folded, keys, pattern)
         if match:
@@ -604,12 +604,31 @@ def _first_match(text: str, folded: str, patterns) -> re.Match | None:
     return None
 
 
-def _search(text: str, folded: str, keys: tuple[str, ...], pattern: re.Pattern) -> re.Match | None:
-    """`pattern.search(text)`, skipped when `folded` holds none of the pattern's keys."""
+def _search(text: str, folded: _Holds, keys: tuple[str, ...], pattern: re.Pattern) -> re.Match | None:
+    """`pattern.search(text)`, skipped when the folded text holds none of the pattern's keys."""
     # map() runs the tests in C: a Python loop over the keys cost more than the searches.
-    if any(map(folded.__contains__, keys)):
+    if any(map(folded.__getitem__, keys)):
         return pattern.search(text)
     return None
+
+
+class _Holds(dict):
+    """Whether a folded text holds each key, each looked for once when first asked.
+
+    Patterns share keys (the three self-describing review phrases all have "systematic
+    review", "meta-analysis" and "metaanalysis"), and on an abstract each look is a scan of
+    its text: asked again, the answer is a lookup.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+
+    def __missing__(self, key: str) -> bool:
+        found = self[key] = key in self.text
+        return found
 
 
 def _fold(text: str) -> str:
