@@ -536,7 +536,8 @@ def _encode(message: tuple) -> bytes:
 
 def _receive(receiver) -> tuple:
     data = receiver.recv_bytes()
-    return marshal.loads(data[1:]) if data[:1] == b"M" else pickle.loads(data[1:])
+    body = memoryview(data)[1:]  # a slice of bytes would copy the whole message
+    return marshal.loads(body) if data[:1] == b"M" else pickle.loads(body)
 
 
 def _joined(parts: list[store_module.Encoded]) -> store_module.Encoded:
