@@ -966,3 +966,36 @@ def test_clinical_trial_subtypes_from_the_publication_type_tree(name, level):
     record = {"pmid": "99000001", "title": "SYNTHETIC record", "status": "MEDLINE",
               "publication_types": ["Journal Article", name]}
     assert grading.grade(record)["level"] == level
+
+
+def _without_start_hint(pattern: re.Pattern) -> re.Pattern:
+    source = re.sub(r"^\(\?=\[[^\]]*\]\)\(\?:(.*)\)$", r"\1", pattern.pattern, flags=re.S)
+    return re.compile(source, pattern.flags)
+
+
+def test_every_word_pattern_starts_with_its_first_characters_hint():
+    patterns = [p for _, p in word_patterns()] + [grading._GUIDELINE_ABOUT]
+    assert all(p.pattern.startswith("(?=[") for p in patterns)
+
+
+def test_first_characters_hint_changes_no_match():
+    corpus = word_corpus()
+    for _, pattern in word_patterns() + [((), grading._GUIDELINE_ABOUT)]:
+        plain = _without_start_hint(pattern)
+        assert plain.pattern != pattern.pattern
+        for text in corpus:
+            hinted, bare = pattern.search(text), plain.search(text)
+            assert (hinted and hinted.span()) == (bare and bare.span()), (pattern.pattern, text)
+
+
+@pytest.mark.parametrize("source, first", [
+    (r"\bwe (?:report|describe)", {"w"}),
+    (r"(?<![\w-])randomi[sz]ed", {"r"}),
+    (r"\b(?:(?:prospective|retrospective) )?cohort study|\bcase series", {"p", "r", "c"}),
+    (r"\ban? \d{1,3}-year-old", {"a"}),
+    (r"\b[0-9]+ patients", set("0123456789")),
+    (r"(?:a|b)?", None),  # can match nothing: no hint
+    (r"\w+ study", None),  # a class of characters: no hint
+])  # fmt: skip
+def test_first_characters_of_a_pattern(source, first):
+    assert grading._first_characters(source) == first
