@@ -213,8 +213,11 @@ def _compile_i(source: str) -> re.Pattern:
 def _first_characters(source: str) -> set[str] | None:
     """Every character a match of `source` can start with; None when that is not a short
     list of plain characters (a class such as \\w, a pattern that can match nothing)."""
-    from re import _constants as c
-    from re import _parser
+    try:
+        from re import _constants as c
+        from re import _parser
+    except ImportError:  # a Python without this private parser: search without the hint
+        return None
 
     def of_sequence(items) -> tuple[set[str], bool] | None:
         found: set[str] = set()
@@ -261,7 +264,7 @@ def _first_characters(source: str) -> set[str] | None:
 
     try:
         result = of_sequence(_parser.parse(source, re.I))
-    except Exception:  # a Python whose private parser differs: search without the hint
+    except Exception:  # a Python whose private parser works otherwise: no hint
         return None
     if result is None or result[1] or not result[0]:
         return None

@@ -110,7 +110,8 @@ _c_encoder = (
 # orjson writes the same text as that encoder (UTF-8 as is, only `"`, `\` and control
 # characters escaped, the same escapes; tests/test_store.py compares the two) in about a third
 # of its time: 17 against 48 us a modern record, a tenth of what an import spends on one.
-# Optional: without it (no wheel for the platform), the json module does the work.
+# (They differ on some floats, "1e-7" against "1e-07", and NaN; a record's JSON columns
+# hold no floats.) Optional: without it (no wheel for the platform), the json module does the work.
 try:
     from orjson import dumps as _orjson_dumps
 except ImportError:  # pragma: no cover - depends on the platform
