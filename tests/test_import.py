@@ -247,3 +247,21 @@ def test_sigkill_during_a_parallel_import_leaves_whole_batches_and_a_matching_in
         assert rerun.returncode == 0, err.decode()
         assert _state(db) == expected
     assert killed >= 2, "the import finished before most kills: the drill tested nothing"
+
+
+def test_raw_records_cross_between_the_processes_exactly():
+    from evidence import pubmed
+
+    records = []
+    for path in (MASSAGE, EDGES, GZ):
+        records += pubmed.parse_efetch(gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes())
+    assert len(records) > 15
+    packed = pipeline._pack(records)
+    if pipeline._orjson is not None:
+        assert type(packed) is bytes
+    assert pipeline._unpack(packed) == records
+    # What JSON cannot carry goes as it is, for marshal.
+    odd = [{"pmid": "99000001", "title": "SYNTHETIC lone \ud800 surrogate"}, {"pmid": "99000002", "year": 2**70}]
+    for record in odd:
+        assert pipeline._unpack(pipeline._pack([record])) == [record]
+    assert pipeline._pack([]) == []
