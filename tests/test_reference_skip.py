@@ -215,3 +215,16 @@ def test_a_broken_tag_inside_a_list_is_not_checked():
     data = document(broken, synthetic(articles(PRETTY)[0], 5))
     assert [r["pmid"] for r in parse(data, 4096)] == ["99000001", "99000005"]
     assert "broken XML" in error(data, 4096, skip=False)
+
+
+@pytest.mark.parametrize("size", [3, 7, 100, None])
+def test_the_lists_name_in_a_cited_work_does_not_end_or_nest_the_list(size, fed):
+    """The end tag and a list inside are found by the name alone; the name as text (a cited
+    title about XML, say) is neither, and the list is still dropped whole."""
+    odd = _variant(b"</Reference>", b"</Reference>\n<Reference><Citation>SYNTHETIC on ReferenceList and "
+                   b"/ReferenceList tags</Citation></Reference>")
+    data = document(odd, synthetic(articles(PRETTY)[0], 2))
+    assert parse(data, size) == parse(data, skip=False)
+    given = b"".join(fed)
+    if size:
+        assert b"SYNTHETIC on ReferenceList" not in given and b"<ReferenceList>" not in given
