@@ -265,3 +265,16 @@ def test_raw_records_cross_between_the_processes_exactly():
     for record in odd:
         assert pipeline._unpack(pipeline._pack([record])) == [record]
     assert pipeline._pack([]) == []
+
+
+def test_without_orjson_raw_records_go_by_marshal_and_store_the_same(tmp_path, monkeypatch):
+    path = tmp_path / "many.xml.gz"
+    write_synthetic(path, 600, compress=True)
+    with_orjson = Store(tmp_path / "a.db")
+    pipeline.import_file(with_orjson, path, batch_size=250, parallel=True)
+    monkeypatch.setattr(pipeline, "_orjson", None)
+    records = [{"pmid": "99000001", "title": "SYNTHETIC"}]
+    assert pipeline._pack(records) is records
+    without = Store(tmp_path / "b.db")
+    pipeline.import_file(without, path, batch_size=250, parallel=True)
+    assert records_of(with_orjson) == records_of(without)
