@@ -36,7 +36,7 @@ from evidence.guards import is_pmid, printable
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 # SQLite's header field for "which program's file is this" (PRAGMA application_id): "EVID".
 # user_version alone says nothing: any program may set it to 1.
 APPLICATION_ID = 0x45564944
@@ -86,6 +86,9 @@ _UPSERT = (
     f"ON CONFLICT(pmid) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _INSERT_COLUMNS[1:])}"
 )
 DECODE_JSON = JSON_FIELDS + ("flags",)
+# A cached Cochrane review, by DOI or journal: the WHERE of a partial index and of the query it
+# answers, word for word (SQLite uses a partial index only for a query that implies its WHERE).
+_COCHRANE = "doi LIKE '10.1002/14651858.CD%' OR journal_abbrev = 'Cochrane Database Syst Rev'"
 # Topic fit, per condition and record (evidence.relevance). `fit_rules` and `fit_content` are
 # the rules key and the record's content hash it was computed from.
 FIT_COLUMNS = (
@@ -479,6 +482,8 @@ class Store:
                 self._migration_4()
             if self.schema_version < 5:
                 self._migration_5()
+            if self.schema_version < 6:
+                self._migration_6()
             self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _migration_4(self) -> None:
@@ -568,6 +573,12 @@ class Store:
         self.conn.execute(
             "CREATE INDEX IF NOT EXISTS idx_condition_records_rules ON condition_records (condition, fit_rules)"
         )
+
+    def _migration_6(self) -> None:
+        # Every import and fetch ends by looking for the cached Cochrane reviews (superseded
+        # versions): without this index that read every row, 35 ms for 20,000 modern records
+        # and growing with the cache. The index holds those reviews only.
+        self.conn.execute(f"CREATE INDEX IF NOT EXISTS idx_records_cochrane ON records (pmid) WHERE {_COCHRANE}")
 
     # -- transactions ---------------------------------------------------------------------
 
@@ -949,9 +960,7 @@ class Store:
 
     def cochrane_records(self) -> list[dict]:
         """Every cached Cochrane review (by journal or DOI), for marking superseded versions."""
-        return list(self.iter_records(
-            "WHERE doi LIKE '10.1002/14651858.CD%' OR journal_abbrev = 'Cochrane Database Syst Rev'"
-        ))
+        return list(self.iter_records(f"WHERE {_COCHRANE}"))  # idx_records_cochrane answers it
 
     def set_flags(self, updates: dict[str, list[str]]) -> None:
         """Write new flags for some PMIDs (e.g. superseded Cochrane versions)."""

@@ -7,6 +7,7 @@ import sqlite3
 import pytest
 
 from evidence.errors import NotCachedError, StoreError
+from evidence import store as store_module
 from evidence.store import APPLICATION_ID, SCHEMA_VERSION, Store
 
 
@@ -330,3 +331,32 @@ def test_without_orjson_the_json_module_writes_the_same_columns(monkeypatch):
     with_orjson = [store_module.encode_records(records).rows]
     monkeypatch.setattr(store_module, "_orjson_dumps", None)
     assert [store_module.encode_records(records).rows] == with_orjson
+
+
+# ------------------------------------------------------------ the Cochrane reviews' index
+
+def test_cochrane_reviews_are_found_through_their_own_index(store):
+    store.save_records([
+        synthetic(1, doi="10.1002/14651858.CD001929.pub3"),
+        synthetic(2, journal_abbrev="Cochrane Database Syst Rev", doi=None),
+        synthetic(3, doi="10.1002/14651858.cd004444"),  # LIKE ignores case, as before
+        synthetic(4, doi="10.1016/j.synthetic.2020.01.001"),
+    ], source="test")
+    assert sorted(r["pmid"] for r in store.cochrane_records()) == ["99000001", "99000002", "99000003"]
+    plan = store.conn.execute(f"EXPLAIN QUERY PLAN SELECT * FROM records WHERE {store_module._COCHRANE}").fetchall()
+    assert any("idx_records_cochrane" in row[-1] for row in plan), plan
+
+
+def test_a_schema_5_database_gets_the_cochrane_index(tmp_path):
+    path = tmp_path / "old.db"
+    Store(path).save_records([synthetic(1, doi="10.1002/14651858.CD001929")], source="test")
+    conn = sqlite3.connect(path)
+    conn.execute("DROP INDEX idx_records_cochrane")
+    conn.execute("PRAGMA user_version = 5")
+    conn.commit()
+    conn.close()
+    again = Store(path)
+    assert again.schema_version == SCHEMA_VERSION == 6
+    names = {r[0] for r in again.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "idx_records_cochrane" in names
+    assert [r["pmid"] for r in again.cochrane_records()] == ["99000001"]
