@@ -456,6 +456,7 @@ class _ReferenceSkipper:
 
     OPEN = b"<ReferenceList>"
     CLOSE = b"</ReferenceList"
+    NAME = b"ReferenceList"
 
     def __init__(self, head: bytes):
         root = head.find(b"<" + ROOT_TAG.encode())
@@ -498,8 +499,6 @@ class _ReferenceSkipper:
                 kept.append(self._blank(data, start, after))
             pos = after
         return b"".join(kept) if len(kept) > 1 else kept[0]
-
-    NAME = b"ReferenceList"
 
     @classmethod
     def _close(cls, data: bytes, start: int) -> tuple[int, bool]:

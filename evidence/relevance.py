@@ -168,21 +168,18 @@ class _Words:
         self,
         pattern: re.Pattern,
         words: tuple[tuple[tuple[str, ...], re.Pattern], ...] | None,
-        gates: tuple[str, ...] | None = None,
+        gates: tuple[str, ...] = (),
     ):
         self.pattern = pattern
         # Per word, in the pattern's order: the pieces of text all of which any match of it
-        # holds, and the word's own pattern.
+        # holds, and the word's own pattern (None: no key is safe, search with `pattern`).
         self.words = words
-        if words and gates is None:
-            gates = tuple(keys[0] for keys, _ in words)
         # Per word, a gate: a piece of text every match of it holds, most shared by several
         # words (`_gates`). The gates a text holds are found once, and a word is looked at
         # only when its gate is among them (then for its keys, then with its pattern).
-        self._gates = tuple(sorted(set(gates))) if words else ()
-        self._checks = (
-            tuple((gate, tuple(k for k in keys if k != gate), single) for gate, (keys, single) in zip(gates, words))
-            if words else ()
+        self._gates = tuple(sorted(set(gates)))
+        self._checks = tuple(
+            (gate, tuple(k for k in keys if k != gate), single) for gate, (keys, single) in zip(gates, words or ())
         )
 
     @property
