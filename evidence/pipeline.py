@@ -439,16 +439,34 @@ class _Sender:
 
 
 class _Parsed:
-    """A parsed part of a batch not sent yet, finished up to `done` (in `parts`)."""
+    """A parsed part of a batch not sent yet, finished up to `done` (in `parts`).
 
-    __slots__ = ("records", "position", "ends_batch", "parts", "done")
+    Its records are packed (`_pack`) as soon as they are parsed, while they are still in the
+    processor's cache, and the dicts go then; they come back (`records`) only if this process
+    finishes the part itself. Packed after waiting their turn, up to a batch later, the same
+    records cost the parsing process more (paired imports of 20,000 modern records: 5.87
+    against 6.05 s, mean of 8).
+    """
+
+    __slots__ = ("packed", "count", "position", "ends_batch", "parts", "done", "_records")
 
     def __init__(self, records: list[dict], position: int, ends_batch: bool):
-        self.records = records
+        self.packed = _pack(records)  # bytes; or the records themselves, when not packed
+        self.count = len(records)
         self.position = position
         self.ends_batch = ends_batch
         self.parts: list[store_module.Encoded] = []
         self.done = 0
+        self._records: list[dict] | None = None
+
+    def records(self) -> list[dict]:
+        if self._records is None:
+            self._records = _unpack(self.packed)
+        return self._records
+
+    def rest(self) -> list[dict] | bytes:
+        """The records not finished here, as a message carries them."""
+        return self.packed if self.done == 0 else _pack(self.records()[self.done:])
 
 
 def _child_main(path: Path, kind: str, batch_size: int, rules, sender, storer, receiver=None) -> None:
@@ -482,15 +500,15 @@ def _child_main(path: Path, kind: str, batch_size: int, rules, sender, storer, r
         all are finished."""
         nonlocal sent
         while pending and (len(pending) > keep or storer.ready(sent)):
-            unfinished = next((p for p in pending if p.done < len(p.records)), None)
+            unfinished = next((p for p in pending if p.done < p.count), None)
             if unfinished is not None and not storer.ready(sent):
-                chunk = unfinished.records[unfinished.done:unfinished.done + part_size]
+                chunk = unfinished.records()[unfinished.done:unfinished.done + part_size]
                 unfinished.parts.append(finish_batch(chunk, rules))
                 unfinished.done += part_size
                 continue
             parts = [pending.popleft() for _ in range(min(MESSAGE_PARTS, len(pending)))]
             sending.send(("parts", [
-                (tuple(_joined(p.parts)), _pack(p.records[p.done:]), p.position, p.ends_batch)
+                (tuple(_joined(p.parts)), p.rest(), p.position, p.ends_batch)
                 for p in parts
             ]))
             sent += 1
