@@ -315,7 +315,9 @@ def _read_parts(
     `batch_size`, each with the bytes of the file read so far and whether it ends a batch."""
     if kind == "xml":
         stream = pubmed.open_pubmed_file(path)  # a .gz's tell() is its compressed bytes read
-        records = pubmed.iter_pubmed(stream, str(path), on_delete=deletes.extend)
+        records = pubmed.iter_pubmed(
+            stream, str(path), on_delete=deletes.extend, reopen=lambda: pubmed.open_pubmed_file(path)
+        )
     else:
         from evidence import medline
 
