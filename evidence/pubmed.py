@@ -823,6 +823,8 @@ def parse_article(elem: ET.Element) -> dict:
     languages = [t for t in (_text(e) for e in article.findall("Language")) if t]
     mesh_headings = _mesh_headings(citation)
     journal_info = citation.find("MedlineJournalInfo")
+    article_ids = _article_ids(pubmed_data)
+    elocation_ids = _elocation_ids(article)
     return {
         "pmid": _text(citation.find("PMID")) or "",
         "title": title or vernacular or "",
@@ -838,8 +840,8 @@ def parse_article(elem: ET.Element) -> dict:
         "volume": _text(issue.find("Volume")) if issue is not None else None,
         "issue": _text(issue.find("Issue")) if issue is not None else None,
         "pages": _pages(article),
-        "doi": _doi(article, pubmed_data),
-        "pmcid": _article_id(pubmed_data, "pmc"),
+        "doi": _first_id(elocation_ids, "doi") or _first_id(article_ids, "doi"),
+        "pmcid": _first_id(article_ids, "pmc"),
         "publication_types": publication_types,
         "publication_type_ids": publication_type_ids,
         "mesh_terms": [h["descriptor"] for h in mesh_headings],
@@ -865,8 +867,8 @@ def parse_article(elem: ET.Element) -> dict:
         "publication_status": _text(pubmed_data.find("PublicationStatus")) if pubmed_data is not None else None,
         "history": _history(pubmed_data),
         "issns": _issns(journal, journal_info),
-        "article_ids": _article_ids(pubmed_data),
-        "elocation_ids": _elocation_ids(article),
+        "article_ids": article_ids,
+        "elocation_ids": elocation_ids,
         "country": _text(journal_info.find("Country")) if journal_info is not None else None,
         "nlm_unique_id": _text(journal_info.find("NlmUniqueID")) if journal_info is not None else None,
         "owner": citation.get("Owner"),
@@ -1192,24 +1194,14 @@ def _pages(article: ET.Element) -> str | None:
     return start
 
 
-def _doi(article: ET.Element, pubmed_data: ET.Element | None) -> str | None:
-    for location in article.findall("ELocationID"):
-        if location.get("EIdType") == "doi" and location.get("ValidYN", "Y") != "N":
-            doi = _text(location)
-            if doi:
-                return doi
-    return _article_id(pubmed_data, "doi")
+def _first_id(ids: list[dict], id_type: str) -> str | None:
+    """The first id of a type in `_article_ids` or `_elocation_ids` (valid, not empty).
 
-
-def _article_id(pubmed_data: ET.Element | None, id_type: str) -> str | None:
-    # Only PubmedData's own list: ReferenceList entries carry ArticleIdLists of cited works.
-    if pubmed_data is None:
-        return None
-    for article_id in _grandchildren(pubmed_data, "ArticleIdList", "ArticleId"):
-        if article_id.get("IdType") == id_type:
-            value = _text(article_id)
-            if value:
-                return value
+    The DOI is the first valid ELocationID of type doi, else PubmedData's ArticleId.
+    """
+    for entry in ids:
+        if entry["type"] == id_type:
+            return entry["id"]
     return None
 
 
@@ -1276,6 +1268,7 @@ def _issns(journal: ET.Element | None, journal_info: ET.Element | None) -> list[
 
 
 def _article_ids(pubmed_data: ET.Element | None) -> list[dict]:
+    # Only PubmedData's own list: ReferenceList entries carry ArticleIdLists of cited works.
     if pubmed_data is None:
         return []
     return [
