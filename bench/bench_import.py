@@ -217,7 +217,9 @@ def route_parser(path: str, db: str) -> int:
     from evidence import pubmed
 
     with pubmed.open_pubmed_file(Path(path)) as stream:
-        return sum(1 for _ in pubmed.iter_pubmed(stream, path))
+        # reopen= as the import passes it: line breaks reach the parser as spaces.
+        records = pubmed.iter_pubmed(stream, path, reopen=lambda: pubmed.open_pubmed_file(Path(path)))
+        return sum(1 for _ in records)
 
 
 def route_ours(path: str, db: str) -> int:
