@@ -646,7 +646,7 @@ def test_grading_imports_only_the_standard_library_and_errors():
             imported |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
             imported.add(node.module)
-    assert imported <= {"__future__", "re", "evidence.errors"}
+    assert imported <= {"__future__", "functools", "re", "evidence.errors"}
 
 
 # ---------------------------------------------------------------- ranking
@@ -932,7 +932,7 @@ def test_every_word_pattern_match_holds_one_of_its_keys():
         matched = 0
         for text in corpus:
             match = pattern.search(text)
-            skipped = grading._search(text, grading._Holds(grading._fold(text)), keys, pattern)
+            skipped = grading._search(text, grading._present(text, keys), keys, pattern)
             assert (skipped and skipped.span()) == (match and match.span()), (pattern.pattern, text)
             matched += bool(match)
         assert matched, f"nothing in the corpus matches {pattern.pattern}: add a phrase"
@@ -956,7 +956,7 @@ def test_skipping_patterns_by_keys_grades_exactly_as_searching_them_all(monkeypa
             {**bare, "title": r["title"].upper(), "abstract": (r["abstract"] or "").upper()},
         ]
     fast = [grade(v) for v in variants]
-    monkeypatch.setattr(grading, "_search", lambda text, folded, keys, pattern: pattern.search(text))
+    monkeypatch.setattr(grading, "_search", lambda text, present, keys, pattern: pattern.search(text))
     assert [grade(v) for v in variants] == fast
     assert sum("inferred" in g["flags"] for g in fast) > 20
 
