@@ -90,6 +90,25 @@ def test_truncated_gz_keeps_whole_batches_and_says_how_many(tmp_path, store, par
     assert store.runs()[0]["outcome"] == "error"
 
 
+@pytest.mark.parametrize("parallel", [False, True])
+def test_broken_xml_in_a_gz_names_the_files_line_and_column(tmp_path, store, parallel):
+    # The parser reads line breaks as spaces (pubmed._Flattener); the second, exact pass over
+    # the file gives the position in the file as it is.
+    articles = list(synthetic_articles(1500).values())
+    text = EFETCH_HEAD + b"\n".join(articles) + EFETCH_TAIL
+    at = text.index(b"<Journal>", len(text) * 3 // 4)
+    text = text[:at] + b"<<" + text[at:]
+    path = tmp_path / "broken.xml.gz"
+    path.write_bytes(gzip.compress(text))
+    with pytest.raises(ParseError) as caught:
+        pipeline.import_file(store, path, batch_size=200, parallel=parallel)
+    line, column = text.count(b"\n", 0, at) + 1, at + 1 - (text.rfind(b"\n", 0, at) + 1)
+    message = str(caught.value)
+    assert f"broken XML (not well-formed (invalid token): line {line}, column {column})" in message
+    stored = store.execute("SELECT count(*) FROM records").fetchone()[0]
+    assert stored > 0 and f"{stored} records from this file were stored before the error" in message
+
+
 # A gzip member whose deflate data opens with a block of the reserved type 3: every inflater
 # refuses it ("invalid block type"), as it would a damaged download.
 DAMAGED_MEMBER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + b"\x07\x00\x00\x00\x00"
