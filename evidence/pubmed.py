@@ -312,8 +312,8 @@ def iter_pubmed(
     # Bounds on any single text, markup run and article, checked on the bytes before the
     # parser holds them (a hostile file must be refused under the memory the README promises).
     guard = _SizeGuard(source)
-    references = _ReferenceSkipper(head)
     flatten = _Flattener() if reopen is not None else None
+    references = _ReferenceSkipper(head, keep_lines=flatten is None)
     for chunk in chain((head,), _chunks(stream, source), (None,)):
         if chunk is None:  # the end: what the skipper held back
             chunk = references.rest()
@@ -519,11 +519,14 @@ class _ReferenceSkipper:
     CLOSE = b"</ReferenceList"
     NAME = b"ReferenceList"
 
-    def __init__(self, head: bytes):
+    def __init__(self, head: bytes, keep_lines: bool = True):
         root = head.find(b"<" + ROOT_TAG.encode())
         # A comment or CDATA section may begin after the root's start tag in the head.
         self.active = root < 0 or not _has_opener(head[root + 1:])
         self.held = b""
+        # Without keep_lines a list leaves nothing: when `_Flattener` has taken the line breaks
+        # away, the parser's lines are not the file's anyway, and counting them cost ~3 us.
+        self.keep_lines = keep_lines
 
     def strip(self, chunk: bytes) -> bytes:
         data = self.held + chunk if self.held else chunk
@@ -557,7 +560,8 @@ class _ReferenceSkipper:
                 kept.append(data[pos:after])  # the parser takes this one as it is
             else:
                 kept.append(data[pos:start])
-                kept.append(self._blank(data, start, after))
+                if self.keep_lines:
+                    kept.append(self._blank(data, start, after))
             pos = after
         return b"".join(kept) if len(kept) > 1 else kept[0]
 
