@@ -40,3 +40,20 @@ def test_python_dash_m_runs_the_same_cli():
 def test_unknown_command_is_a_usage_error():
     result = CliRunner().invoke(cli, ["fetchh"])
     assert result.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "argv0, quiet",
+    [("evidence", True), ("/venv/bin/evidence", True), ("./evidence", True),
+     ("/venv/bin/myevidence", False), ("python", False), ("", False)],
+)  # fmt: skip
+def test_only_the_evidence_command_loads_under_the_quiet_ctrl_c_handler(argv0, quiet):
+    # Imported as a library, the package leaves signals alone (evidence/__init__.py).
+    code = (
+        "import signal, sys\n"
+        f"sys.argv = [{argv0!r}]\n"
+        "import evidence\n"
+        "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == str(not quiet)
