@@ -290,7 +290,7 @@ def iter_pubmed(
 
     `reopen`, when given, opens the same data again from its start. The parser then sees
     the line breaks after the root's start tag as spaces (faster, same records: see
-    `_flatten`), and a fault is found again in a second, exact pass, which gives its
+    `_Flattener`), and a fault is found again in a second, exact pass, which gives its
     line and column in the file.
     """
     head, root_tag = _read_prolog(stream, source)
@@ -342,7 +342,7 @@ def iter_pubmed(
                 parser._setevents(events, ("end",))
                 parser.feed(view[max(cut, 0):])
         except ET.ParseError as err:
-            raise _exact_error(source, err, reopen if flatten else None) from None
+            raise _exact_error(source, err, reopen) from None
         whole = len(root) - 1
         if whole >= 0 and any(event == "end" and elem is root[-1] for event, elem in events):
             whole += 1
@@ -360,7 +360,7 @@ def iter_pubmed(
     try:
         parser.close()
     except ET.ParseError as err:
-        raise _exact_error(source, err, reopen if flatten else None, at_end=True) from None
+        raise _exact_error(source, err, reopen, at_end=True) from None
     yield from _top_level(list(root), counts, source, on_delete)
     if counts["PubmedBookArticle"]:
         log.warning(
